@@ -1,0 +1,181 @@
+"""Shared helpers for the neurocore benchmark scripts (not part of the package).
+
+Each thread count is measured in its own child process.  The parent builds the
+child's environment (thread-count variables, and for processes that time NumPy,
+without OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE), and the child pins itself to
+that many cores with ``os.sched_setaffinity`` before importing anything that
+starts a thread pool.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+
+# Variables that make a current OpenBLAS pick a slower kernel on some CPUs.  They
+# are removed only from the environment of benchmark processes that time NumPy.
+OPENBLAS_OVERRIDES = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
+
+THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
+               "BLIS_NUM_THREADS", "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS")
+
+
+def parse_threads(text: str) -> list[int]:
+    out = []
+    for part in text.split(","):
+        part = part.strip()
+        if part:
+            n = int(part)
+            if n < 1:
+                raise SystemExit(f"--threads: thread counts must be >= 1, got {n}")
+            out.append(n)
+    if not out:
+        raise SystemExit("--threads: give at least one thread count, e.g. 1,2")
+    return out
+
+
+def child_env(threads: int, *, unset_openblas_overrides: bool) -> dict:
+    """Environment for a worker that runs with ``threads`` threads."""
+    env = dict(os.environ)
+    for var in THREAD_VARS:
+        env[var] = str(threads)
+    if threads == 1:
+        # XLA's CPU backend: keep its Eigen pool to one thread as well.
+        flags = env.get("XLA_FLAGS", "")
+        env["XLA_FLAGS"] = (flags + " --xla_cpu_multi_thread_eigen=false"
+                            " intra_op_parallelism_threads=1").strip()
+    if unset_openblas_overrides:
+        for var in OPENBLAS_OVERRIDES:
+            env.pop(var, None)
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+def pin_to_cores(n: int) -> list[int]:
+    """Pin this process (and threads it starts later) to the first n allowed cores."""
+    allowed = sorted(os.sched_getaffinity(0))
+    if n > len(allowed):
+        print(f"warning: asked for {n} threads but only {len(allowed)} cores are "
+              f"allowed; pinning to {len(allowed)}", file=sys.stderr)
+    cores = allowed[:n]
+    os.sched_setaffinity(0, cores)
+    return cores
+
+
+def openblas_env_report() -> dict:
+    """What the parent environment had for the OpenBLAS override variables."""
+    return {var: os.environ.get(var) for var in OPENBLAS_OVERRIDES}
+
+
+def blas_info() -> list[dict]:
+    """threadpoolctl's view of the loaded BLAS/OpenMP libraries (NumPy must be imported)."""
+    try:
+        import threadpoolctl
+    except ImportError:
+        return [{"error": "threadpoolctl not installed"}]
+    keep = ("user_api", "internal_api", "prefix", "version", "architecture",
+            "threading_layer", "num_threads", "filepath")
+    return [{k: d.get(k) for k in keep} for d in threadpoolctl.threadpool_info()]
+
+
+def numpy_blas_kernel(info: list[dict]) -> str:
+    for d in info:
+        if d.get("user_api") == "blas":
+            return f"{d.get('internal_api')} {d.get('version')} ({d.get('architecture')})"
+    return "unknown"
+
+
+def machine_info() -> dict:
+    cpu = platform.processor() or ""
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    return {
+        "cpu": cpu,
+        "cores_allowed": len(os.sched_getaffinity(0)),
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "time": time.strftime("%Y-%m-%d %H:%M:%S"),
+    }
+
+
+def run_worker(script: str, args: list[str], env: dict, timeout: float | None = None) -> dict:
+    """Run ``python script args`` and parse the JSON it prints on its last stdout line."""
+    cmd = [sys.executable, script] + args
+    proc = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, stderr=None,
+                          text=True, timeout=timeout)
+    lines = [ln for ln in proc.stdout.splitlines() if ln.strip()]
+    if proc.returncode != 0 or not lines:
+        raise RuntimeError(f"worker failed (exit {proc.returncode}): {' '.join(cmd)}\n"
+                           + proc.stdout[-2000:])
+    for ln in lines[:-1]:
+        print(ln)  # pass through anything the worker printed
+    return json.loads(lines[-1])
+
+
+def median(values):
+    return statistics.median(values) if values else float("nan")
+
+
+def spread(values) -> float:
+    """Relative spread of the rounds: (max - min) / median, as a fraction."""
+    if len(values) < 2:
+        return 0.0
+    m = statistics.median(values)
+    return (max(values) - min(values)) / m if m else float("nan")
+
+
+def time_call(fn, min_time: float) -> float:
+    """Seconds per call of fn(), looping until at least ``min_time`` has passed."""
+    reps = 1
+    while True:
+        t0 = time.perf_counter()
+        for _ in range(reps):
+            fn()
+        dt = time.perf_counter() - t0
+        if dt >= min_time:
+            return dt / reps
+        # grow towards min_time, at least doubling
+        reps = max(reps * 2, int(reps * min_time / max(dt, 1e-9) * 1.2))
+
+
+def fmt(x, digits=1) -> str:
+    if x is None:
+        return "-"
+    if isinstance(x, float):
+        if x != x:
+            return "-"
+        if abs(x) >= 100:
+            return f"{x:,.0f}"
+        return f"{x:.{digits}f}"
+    return str(x)
+
+
+def markdown_table(header: list[str], rows: list[list]) -> str:
+    cells = [[str(c) for c in header]] + [[fmt(c) if not isinstance(c, str) else c for c in r]
+                                          for r in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
+    out = []
+    for j, r in enumerate(cells):
+        out.append("| " + " | ".join(c.ljust(widths[i]) for i, c in enumerate(r)) + " |")
+        if j == 0:
+            out.append("|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    return "\n".join(out)
+
+
+def write_json(path: str, data: dict) -> None:
+    tmp = path + ".tmp"
+    with open(tmp, "w") as fh:
+        json.dump(data, fh, indent=1, sort_keys=False)
+        fh.write("\n")
+    os.replace(tmp, path)

@@ -1,0 +1,346 @@
+// The one file that knows about Python: converts arrays, releases the GIL around every kernel call and
+// turns C++ exceptions into ValueError/RuntimeError/MemoryError. The Python layer (python/neurocore)
+// validates arguments with friendly messages first; the checks here guarantee nothing can crash.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <cstring>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "dispatch.h"
+#include "network/network.h"
+#include "reference.h"
+
+namespace py = pybind11;
+using nc::index_t;
+
+namespace {
+
+template <typename T>
+using CArray = py::array_t<T, py::array::c_style | py::array::forcecast>;
+using Labels = py::array_t<std::int64_t, py::array::c_style | py::array::forcecast>;
+
+nc::Act parse_act(const std::string& name) {
+    static const std::pair<const char*, nc::Act> names[] = {
+        {"identity", nc::Act::identity}, {"sigmoid", nc::Act::sigmoid}, {"tanh", nc::Act::tanh},
+        {"relu", nc::Act::relu},         {"leaky_relu", nc::Act::leaky_relu}, {"softmax", nc::Act::softmax}};
+    for (const auto& [n, a] : names)
+        if (name == n) return a;
+    throw py::value_error("unknown activation '" + name + "'; expected identity, sigmoid, tanh, relu, leaky_relu or softmax");
+}
+
+nc::LossKind parse_loss(const std::string& name) {
+    if (name == "mse") return nc::LossKind::mse;
+    if (name == "bce") return nc::LossKind::bce;
+    if (name == "bce_with_logits") return nc::LossKind::bce_with_logits;
+    if (name == "cross_entropy") return nc::LossKind::cross_entropy;
+    throw py::value_error("unknown loss '" + name + "'; expected mse, bce, bce_with_logits or cross_entropy");
+}
+
+void require_2d(const py::array& a, const char* what) {
+    if (a.ndim() != 2) throw py::value_error(std::string(what) + " must be 2-D, got ndim=" + std::to_string(a.ndim()));
+}
+
+template <typename T>
+py::array_t<T> new_matrix(index_t rows, index_t cols) {
+    return py::array_t<T>({py::ssize_t(rows), py::ssize_t(cols)});
+}
+
+// C = act(op(a) . op(b) + bias), through the active kernel table or the plain reference.
+template <typename T>
+py::array_t<T> gemm_entry(CArray<T> a, CArray<T> b, bool trans_a, bool trans_b, std::optional<CArray<T>> bias,
+                          const std::string& activation, double alpha, bool reference) {
+    require_2d(a, "a");
+    require_2d(b, "b");
+    const index_t m = trans_a ? a.shape(1) : a.shape(0), k = trans_a ? a.shape(0) : a.shape(1);
+    const index_t kb = trans_b ? b.shape(1) : b.shape(0), n = trans_b ? b.shape(0) : b.shape(1);
+    if (k != kb) throw py::value_error("gemm: inner dimensions differ: " + std::to_string(k) + " vs " + std::to_string(kb));
+    if (m < 1 || n < 1 || k < 1) throw py::value_error("gemm: every dimension must be >= 1");
+    if (bias && (bias->ndim() != 1 || bias->shape(0) != n))
+        throw py::value_error("gemm: bias must have shape (" + std::to_string(n) + ",)");
+    const nc::Act act = parse_act(activation);
+    auto c = new_matrix<T>(m, n);
+    nc::GemmCall<T> g{m, n, k, a.data(), trans_a ? 1 : a.shape(1), trans_a ? a.shape(1) : 1,
+                      b.data(), trans_b ? 1 : b.shape(1), trans_b ? b.shape(1) : 1,
+                      c.mutable_data(), n, bias ? bias->data() : nullptr, act, T(alpha)};
+    if (reference) {
+        py::gil_scoped_release nogil;
+        nc::reference::gemm(g);
+        return c;
+    }
+    const nc::KernelTable<T>& kt = nc::kernels<T>();
+    // The workspace belongs to this call: allocated here, before the GIL is released.
+    const index_t ws_elems = kt.gemm_workspace_elems(m, n, k);
+    std::unique_ptr<T[]> ws(new T[size_t(ws_elems)]);  // uninitialised: packing writes every element it reads
+    {
+        py::gil_scoped_release nogil;
+        g.act = act == nc::Act::softmax ? nc::Act::identity : act;
+        kt.gemm(g, ws.get(), ws_elems, nc::num_threads());
+        if (act == nc::Act::softmax) kt.act_forward(g.c, g.c, m, n, act, T(alpha), nc::num_threads());
+    }
+    return c;
+}
+
+template <typename T>
+py::array_t<T> act_forward_entry(const std::string& name, CArray<T> x, double alpha, bool reference) {
+    require_2d(x, "x");
+    const nc::Act act = parse_act(name);
+    auto y = new_matrix<T>(x.shape(0), x.shape(1));
+    py::gil_scoped_release nogil;
+    if (reference) nc::reference::act_forward(y.mutable_data(), x.data(), x.shape(0), x.shape(1), act, T(alpha));
+    else nc::kernels<T>().act_forward(y.mutable_data(), x.data(), x.shape(0), x.shape(1), act, T(alpha), nc::num_threads());
+    return y;
+}
+
+template <typename T>
+py::array_t<T> act_backward_entry(const std::string& name, CArray<T> y, CArray<T> dy, double alpha, bool reference) {
+    require_2d(y, "y");
+    if (dy.ndim() != 2 || dy.shape(0) != y.shape(0) || dy.shape(1) != y.shape(1))
+        throw py::value_error("dy must have the shape of y");
+    const nc::Act act = parse_act(name);
+    auto dx = new_matrix<T>(y.shape(0), y.shape(1));
+    py::gil_scoped_release nogil;
+    if (reference) nc::reference::act_backward(dx.mutable_data(), y.data(), dy.data(), y.shape(0), y.shape(1), act, T(alpha));
+    else nc::kernels<T>().act_backward(dx.mutable_data(), y.data(), dy.data(), y.shape(0), y.shape(1), act, T(alpha), nc::num_threads());
+    return dx;
+}
+
+// (value, d value / d out); target is (rows, cols) values, or (rows,) integer labels for cross-entropy.
+template <typename T>
+py::tuple loss_entry(const std::string& kind_name, CArray<T> out, py::array target) {
+    require_2d(out, "output");
+    const nc::LossKind kind = parse_loss(kind_name);
+    const index_t rows = out.shape(0), cols = out.shape(1);
+    if (rows < 1 || cols < 1) throw py::value_error("output must not be empty");
+    auto grad = new_matrix<T>(rows, cols);
+    double value;
+    if (kind == nc::LossKind::cross_entropy) {
+        Labels labels = Labels::ensure(target);
+        if (!labels || labels.ndim() != 1 || labels.shape(0) != rows) throw py::value_error("labels must have shape (rows,)");
+        for (index_t i = 0; i < rows; ++i)
+            if (labels.data()[i] < 0 || labels.data()[i] >= cols) throw py::value_error("label out of range");
+        py::gil_scoped_release nogil;
+        value = nc::kernels<T>().loss(grad.mutable_data(), out.data(), nullptr, labels.data(), rows, cols, kind);
+    } else {
+        CArray<T> t = CArray<T>::ensure(target);
+        if (!t || t.ndim() != 2 || t.shape(0) != rows || t.shape(1) != cols) throw py::value_error("target must have the output's shape");
+        py::gil_scoped_release nogil;
+        value = nc::kernels<T>().loss(grad.mutable_data(), out.data(), t.data(), nullptr, rows, cols, kind);
+    }
+    return py::make_tuple(value, grad);
+}
+
+nc::SgdParams sgd_params(double lr, double momentum, double weight_decay, bool nesterov) {
+    return nc::SgdParams{lr, momentum, weight_decay, nesterov};
+}
+
+template <typename T>
+T* velocity_ptr(std::optional<py::array_t<T, py::array::c_style>>& v, index_t n) {
+    if (!v) return nullptr;
+    if (v->ndim() != 1 || v->shape(0) != n || !v->writeable())
+        throw py::value_error("optimizer state must be a writable 1-D array of n_params elements");
+    return v->mutable_data();
+}
+
+template <typename T>
+void bind_network(py::module_& m, const char* name) {
+    using Net = nc::Network<T>;
+    py::class_<Net>(m, name)
+        .def(py::init([](const std::vector<py::tuple>& specs) {
+            std::vector<nc::LayerSpec> layers;
+            for (const py::tuple& t : specs) {
+                nc::LayerSpec l;
+                const std::string kind = t[0].cast<std::string>();
+                if (kind == "dense") {
+                    l.kind = nc::LayerKind::dense;
+                    l.in = t[1].cast<index_t>();
+                    l.out = t[2].cast<index_t>();
+                    l.bias = t[3].cast<bool>();
+                } else {
+                    l.kind = nc::LayerKind::activation;
+                    l.act = parse_act(kind);
+                    l.alpha = t[1].cast<double>();
+                }
+                layers.push_back(l);
+            }
+            return new Net(layers);
+        }))
+        .def_property_readonly("in_features", &Net::in_features)
+        .def_property_readonly("out_features", &Net::out_features)
+        .def_property_readonly("n_params", &Net::n_params)
+        .def_property_readonly("forward_rows", &Net::forward_rows)
+        .def("param_slots", [](const Net& n) {
+            py::list out;
+            for (const nc::ParamSlot& s : n.slots()) out.append(py::make_tuple(s.weight, s.bias, s.in, s.out));
+            return out;
+        })
+        // Flat views of the network's own memory; the array keeps the network alive.
+        .def("params_array", [](py::object self) {
+            Net& n = self.cast<Net&>();
+            return py::array_t<T>({py::ssize_t(n.n_params())}, {py::ssize_t(sizeof(T))}, n.params(), self);
+        })
+        .def("grads_array", [](py::object self) {
+            Net& n = self.cast<Net&>();
+            return py::array_t<T>({py::ssize_t(n.n_params())}, {py::ssize_t(sizeof(T))}, n.grads(), self);
+        })
+        .def("forward", [](Net& n, CArray<T> x) {
+            require_2d(x, "x");
+            if (x.shape(1) != n.in_features() || x.shape(0) < 1) throw py::value_error("x has the wrong shape");
+            typename Net::Lock lock(n);
+            auto y = new_matrix<T>(x.shape(0), n.out_features());
+            {
+                py::gil_scoped_release nogil;
+                const T* out = n.forward(x.data(), x.shape(0));
+                std::memcpy(y.mutable_data(), out, sizeof(T) * size_t(x.shape(0) * n.out_features()));
+            }
+            return y;
+        })
+        .def("backward", [](Net& n, CArray<T> dy) {
+            require_2d(dy, "grad_output");
+            if (!n.has_forward()) throw py::value_error("backward() needs a forward() first");
+            if (dy.shape(0) != n.forward_rows() || dy.shape(1) != n.out_features()) throw py::value_error("grad_output has the wrong shape");
+            typename Net::Lock lock(n);
+            const index_t rows = n.forward_rows();
+            auto dx = new_matrix<T>(rows, n.in_features());
+            {
+                py::gil_scoped_release nogil;
+                const T* g = n.backward(dy.data());
+                std::memcpy(dx.mutable_data(), g, sizeof(T) * size_t(rows * n.in_features()));
+            }
+            return dx;
+        })
+        .def("predict", [](Net& n, CArray<T> x, index_t chunk) {
+            require_2d(x, "x");
+            if (x.shape(1) != n.in_features()) throw py::value_error("x has the wrong shape");
+            if (chunk < 1) throw py::value_error("batch_size must be >= 1");
+            typename Net::Lock lock(n);
+            auto y = new_matrix<T>(x.shape(0), n.out_features());
+            if (x.shape(0) > 0) {
+                py::gil_scoped_release nogil;
+                n.predict(x.data(), x.shape(0), chunk, y.mutable_data());
+            }
+            return y;
+        })
+        .def("zero_grad", [](Net& n) {
+            typename Net::Lock lock(n);
+            n.zero_grad();
+        })
+        .def("sgd_step", [](Net& n, std::optional<py::array_t<T, py::array::c_style>> velocity, double lr,
+                            double momentum, double weight_decay, bool nesterov) {
+            T* v = velocity_ptr(velocity, n.n_params());
+            typename Net::Lock lock(n);
+            py::gil_scoped_release nogil;
+            n.sgd_step(sgd_params(lr, momentum, weight_decay, nesterov), v);
+        })
+        .def("train_steps", [](Net& n, CArray<T> x, py::array y, Labels order, index_t batch_size, index_t first_step,
+                               index_t max_steps, double time_budget, const std::string& loss, double lr, double momentum,
+                               double weight_decay, bool nesterov, std::optional<py::array_t<T, py::array::c_style>> velocity) {
+            require_2d(x, "X");
+            const index_t rows = x.shape(0);
+            if (x.shape(1) != n.in_features() || rows < 1) throw py::value_error("X has the wrong shape");
+            if (order.ndim() != 1 || order.shape(0) != rows) throw py::value_error("order must have one entry per sample");
+            for (index_t i = 0; i < rows; ++i)
+                if (order.data()[i] < 0 || order.data()[i] >= rows) throw py::value_error("order holds an index out of range");
+            if (batch_size < 1 || first_step < 0 || max_steps < 0) throw py::value_error("batch_size must be >= 1");
+            nc::TrainRequest<T> req;
+            req.loss = parse_loss(loss);
+            Labels labels;
+            CArray<T> values;
+            if (req.loss == nc::LossKind::cross_entropy) {
+                labels = Labels::ensure(y);
+                if (!labels || labels.ndim() != 1 || labels.shape(0) != rows) throw py::value_error("y must hold one label per sample");
+                req.y_labels = labels.data();
+            } else {
+                values = CArray<T>::ensure(y);
+                if (!values || values.ndim() != 2 || values.shape(0) != rows || values.shape(1) != n.out_features())
+                    throw py::value_error("y must have shape (n_samples, out_features)");
+                req.y_values = values.data();
+            }
+            req.x = x.data();
+            req.order = order.data();
+            req.n = rows;
+            req.batch_size = batch_size;
+            req.first_step = first_step;
+            req.max_steps = max_steps;
+            req.time_budget_s = time_budget;
+            req.sgd = sgd_params(lr, momentum, weight_decay, nesterov);
+            req.velocity = velocity_ptr(velocity, n.n_params());
+            typename Net::Lock lock(n);
+            nc::TrainProgress p;
+            {
+                py::gil_scoped_release nogil;
+                p = n.train(req);
+            }
+            return py::make_tuple(p.steps, p.loss_sum, p.nonfinite, p.bad_loss, p.bad_label_row);
+        });
+}
+
+template <typename F32, typename F64>
+py::object by_dtype(const py::array& a, F32 f32, F64 f64) {
+    if (a.dtype().is(py::dtype::of<double>())) return f64();
+    return f32();
+}
+
+}  // namespace
+
+PYBIND11_MODULE(_core, m) {
+    m.doc() = "neurocore's compiled core: kernels, dispatch and the network engine";
+    bind_network<float>(m, "Network_float32");
+    bind_network<double>(m, "Network_float64");
+
+    m.def("gemm", [](py::array a, py::array b, bool trans_a, bool trans_b, std::optional<py::array> bias,
+                     const std::string& activation, double alpha) {
+        return by_dtype(a,
+            [&] { return py::object(gemm_entry<float>(a, b, trans_a, trans_b, bias ? std::optional<CArray<float>>(CArray<float>::ensure(*bias)) : std::nullopt, activation, alpha, false)); },
+            [&] { return py::object(gemm_entry<double>(a, b, trans_a, trans_b, bias ? std::optional<CArray<double>>(CArray<double>::ensure(*bias)) : std::nullopt, activation, alpha, false)); });
+    }, py::arg("a"), py::arg("b"), py::arg("trans_a") = false, py::arg("trans_b") = false, py::arg("bias") = py::none(),
+       py::arg("activation") = "identity", py::arg("alpha") = 0.01,
+       "activation(op(a) @ op(b) + bias) with the active kernel set; float64 if a is float64, else float32.");
+    m.def("reference_gemm", [](py::array a, py::array b, bool trans_a, bool trans_b, std::optional<py::array> bias,
+                               const std::string& activation, double alpha) {
+        return by_dtype(a,
+            [&] { return py::object(gemm_entry<float>(a, b, trans_a, trans_b, bias ? std::optional<CArray<float>>(CArray<float>::ensure(*bias)) : std::nullopt, activation, alpha, true)); },
+            [&] { return py::object(gemm_entry<double>(a, b, trans_a, trans_b, bias ? std::optional<CArray<double>>(CArray<double>::ensure(*bias)) : std::nullopt, activation, alpha, true)); });
+    }, py::arg("a"), py::arg("b"), py::arg("trans_a") = false, py::arg("trans_b") = false, py::arg("bias") = py::none(),
+       py::arg("activation") = "identity", py::arg("alpha") = 0.01, "The plain-loop oracle for gemm().");
+    m.def("activation_forward", [](const std::string& name, py::array x, double alpha, bool reference) {
+        return by_dtype(x, [&] { return py::object(act_forward_entry<float>(name, x, alpha, reference)); },
+                           [&] { return py::object(act_forward_entry<double>(name, x, alpha, reference)); });
+    }, py::arg("name"), py::arg("x"), py::arg("alpha") = 0.01, py::arg("reference") = false);
+    m.def("activation_backward", [](const std::string& name, py::array y, py::array dy, double alpha, bool reference) {
+        return by_dtype(y, [&] { return py::object(act_backward_entry<float>(name, y, dy, alpha, reference)); },
+                           [&] { return py::object(act_backward_entry<double>(name, y, dy, alpha, reference)); });
+    }, py::arg("name"), py::arg("y"), py::arg("dy"), py::arg("alpha") = 0.01, py::arg("reference") = false);
+    m.def("loss", [](const std::string& kind, py::array out, py::array target) {
+        return by_dtype(out, [&] { return py::object(loss_entry<float>(kind, out, target)); },
+                             [&] { return py::object(loss_entry<double>(kind, out, target)); });
+    }, py::arg("kind"), py::arg("output"), py::arg("target"));
+
+    m.def("set_isa", [](const std::string& name) {
+        try { nc::set_isa(name); } catch (const std::invalid_argument& e) { throw py::value_error(e.what()); }
+    });
+    m.def("get_isa", &nc::isa_active);
+    m.def("isa_available", &nc::isa_available);
+    m.def("cpu_features", &nc::cpu_features);
+    m.def("set_num_threads", [](int n) {
+        if (n < 1) throw py::value_error("the number of threads must be >= 1, got " + std::to_string(n));
+        nc::set_num_threads(n);
+    });
+    m.def("get_num_threads", &nc::num_threads);
+    m.def("has_openmp", &nc::has_openmp);
+    m.def("tile_shape", [](const std::string& dtype) {
+        if (dtype == "float64") return py::make_tuple(nc::kernels<double>().mr, nc::kernels<double>().nr);
+        return py::make_tuple(nc::kernels<float>().mr, nc::kernels<float>().nr);
+    });
+#if defined(__clang__)
+    m.attr("compiler") = "clang " __clang_version__;
+#elif defined(__GNUC__)
+    m.attr("compiler") = "gcc " __VERSION__;
+#else
+    m.attr("compiler") = "unknown";
+#endif
+}

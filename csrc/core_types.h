@@ -1,0 +1,52 @@
+// Plain types shared by the dispatcher, the kernels and the network. No inline functions live here:
+// every ISA copy of the kernels must stay self-contained (see kernels/README.md).
+#pragma once
+#include <cstdint>
+
+namespace nc {
+
+using index_t = std::int64_t;
+
+// Activation applied element-wise (softmax: row-wise). The numeric values are part of the binding API.
+enum class Act : int { identity = 0, sigmoid = 1, tanh = 2, relu = 3, leaky_relu = 4, softmax = 5 };
+
+// Loss functions; reductions follow PyTorch's defaults (see kernels/loss_impl.h).
+enum class LossKind : int { mse = 0, bce = 1, bce_with_logits = 2, cross_entropy = 3 };
+
+// C = act(op(A) . op(B) + bias). Element (i, k) of op(A) is a[i*rsa + k*csa]; element (k, j) of op(B) is
+// b[k*rsb + j*csb]: the strides absorb the transposes, so one micro-kernel serves X.W, dY.W^T and X^T.dY.
+template <typename T>
+struct GemmCall {
+    index_t m, n, k;
+    const T* a; index_t rsa, csa;
+    const T* b; index_t rsb, csb;
+    T* c; index_t ldc;
+    const T* bias;      // (n,) or nullptr
+    Act act;            // softmax is not tile-local: the caller applies it after the product
+    T alpha;            // leaky ReLU slope
+};
+
+// torch.optim.SGD with dampening 0.
+struct SgdParams {
+    double lr, momentum, weight_decay;
+    bool nesterov;
+};
+
+// The function table one ISA build exports; the dispatcher picks one table per dtype at import.
+template <typename T>
+struct KernelTable {
+    const char* isa;
+    int mr, nr;   // micro-kernel tile, reported by cpu_info() and used by tests to hit the edges
+    index_t (*gemm_workspace_elems)(index_t m, index_t n, index_t k);
+    void (*gemm)(const GemmCall<T>& call, T* workspace, index_t workspace_elems, int threads);
+    void (*act_forward)(T* y, const T* x, index_t rows, index_t cols, Act act, T alpha, int threads);
+    void (*act_backward)(T* dx, const T* y, const T* dy, index_t rows, index_t cols, Act act, T alpha,
+                         int threads);
+    void (*bias_grad)(T* db, const T* dy, index_t rows, index_t cols, int threads);
+    double (*loss)(T* grad, const T* out, const T* target, const std::int64_t* labels, index_t rows,
+                   index_t cols, LossKind kind);
+    void (*sgd_step)(T* param, const T* grad, T* velocity, index_t n, const SgdParams& p, int threads);
+    void (*gather_rows)(T* dst, const T* src, const std::int64_t* idx, index_t count, index_t cols);
+};
+
+}  // namespace nc

@@ -1,0 +1,193 @@
+// Packed, cache-blocked GEMM (BLIS's five loops) around a register-blocked micro-kernel, with the bias and
+// activation applied as an epilogue on each finished tile while it is in registers.
+// Included inside an ISA namespace after the Vec header; Tile<T> (mr, nv, mc, kc, nc) comes from the ISA file.
+#pragma once
+#include <stdint.h>
+#include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+namespace gemm_detail {
+
+inline index_t min_i(index_t a, index_t b) { return a < b ? a : b; }
+inline index_t round_up(index_t a, index_t b) { return (a + b - 1) / b * b; }
+
+template <typename T> constexpr int kMR = Tile<T>::mr;
+template <typename T> constexpr int kNR = Tile<T>::nv * Vec<T>::lanes;
+
+// dst is (kc, MR) per panel: rows [0, mc) of op(A) from column k0, zero-padded to a multiple of MR rows.
+template <typename T>
+void pack_a_panel(T* dst, const T* a, index_t rsa, index_t csa, index_t rows, index_t kc) {
+    constexpr int MR = kMR<T>;
+    if (csa == 1) {
+        for (index_t k = 0; k < kc; ++k) {
+            for (int r = 0; r < MR; ++r) dst[k * MR + r] = r < rows ? a[r * rsa + k] : T(0);
+        }
+    } else {
+        for (index_t k = 0; k < kc; ++k) {
+            const T* src = a + k * csa;
+            for (int r = 0; r < MR; ++r) dst[k * MR + r] = r < rows ? src[r * rsa] : T(0);
+        }
+    }
+}
+
+// dst is (kc, NR): columns [0, cols) of op(B) zero-padded to NR.
+template <typename T>
+void pack_b_panel(T* dst, const T* b, index_t rsb, index_t csb, index_t cols, index_t kc) {
+    constexpr int NR = kNR<T>;
+    if (csb == 1 && cols == NR) {
+        for (index_t k = 0; k < kc; ++k) memcpy(dst + k * NR, b + k * rsb, sizeof(T) * NR);
+    } else {
+        for (index_t k = 0; k < kc; ++k) {
+            for (int c = 0; c < NR; ++c) dst[k * NR + c] = c < cols ? b[k * rsb + c * csb] : T(0);
+        }
+    }
+}
+
+struct Epilogue {
+    bool apply;       // last k block: add bias and apply the activation
+    nc::Act act;
+};
+
+// c (MR, NR) = [c +] a (kc, MR panel) . b (kc, NR panel); then optional bias (NR,) and activation.
+template <typename T>
+void micro_kernel(index_t kc, const T* a, const T* b, T* c, index_t ldc, bool accumulate, const T* bias,
+                  Epilogue ep, T alpha) {
+    using V = Vec<T>;
+    constexpr int MR = kMR<T>, NV = Tile<T>::nv, L = V::lanes;
+    V acc[MR][NV];
+#pragma GCC unroll 8
+    for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 4
+        for (int v = 0; v < NV; ++v) acc[i][v] = V::zero();
+    for (index_t k = 0; k < kc; ++k) {
+        V bv[NV];
+#pragma GCC unroll 4
+        for (int v = 0; v < NV; ++v) bv[v] = V::load(b + v * L);
+#pragma GCC unroll 8
+        for (int i = 0; i < MR; ++i) {
+            const V ai = V::set1(a[i]);
+#pragma GCC unroll 4
+            for (int v = 0; v < NV; ++v) acc[i][v] = fmadd(ai, bv[v], acc[i][v]);
+        }
+        a += MR;
+        b += NV * L;
+    }
+    const V alpha_v = V::set1(alpha);
+#pragma GCC unroll 8
+    for (int i = 0; i < MR; ++i) {
+#pragma GCC unroll 4
+        for (int v = 0; v < NV; ++v) {
+            T* dst = c + i * ldc + v * L;
+            V r = accumulate ? acc[i][v] + V::load(dst) : acc[i][v];
+            if (ep.apply) {
+                if (bias) r = r + V::load(bias + v * L);
+                r = act_apply(r, ep.act, alpha_v);
+            }
+            r.store(dst);
+        }
+    }
+}
+
+// One MR x NR tile of C; partial tiles go through a zero-padded stack tile so the micro-kernel has no edges.
+template <typename T>
+void compute_tile(const nc::GemmCall<T>& g, const T* ap, const T* bp, index_t i, index_t j, index_t kc,
+                  bool accumulate, Epilogue ep) {
+    constexpr int MR = kMR<T>, NR = kNR<T>;
+    const index_t rows = min_i(MR, g.m - i), cols = min_i(NR, g.n - j);
+    T* c = g.c + i * g.ldc + j;
+    const T* bias = (ep.apply && g.bias) ? g.bias + j : nullptr;
+    if (rows == MR && cols == NR) {
+        micro_kernel(kc, ap, bp, c, g.ldc, accumulate, bias, ep, g.alpha);
+        return;
+    }
+    alignas(64) T tile[MR * NR];
+    alignas(64) T bias_pad[NR];
+    if (bias) {
+        for (int q = 0; q < NR; ++q) bias_pad[q] = q < cols ? bias[q] : T(0);
+        bias = bias_pad;
+    }
+    if (accumulate) {
+        for (index_t r = 0; r < rows; ++r) memcpy(tile + r * NR, c + r * g.ldc, sizeof(T) * cols);
+    }
+    micro_kernel(kc, ap, bp, tile, NR, accumulate, bias, ep, g.alpha);
+    for (index_t r = 0; r < rows; ++r) memcpy(c + r * g.ldc, tile + r * NR, sizeof(T) * cols);
+}
+
+// Threads only pay off with enough work each: about 2 MFLOP per extra thread (measured, see benchmarks/).
+inline int gemm_threads(index_t m, index_t n, index_t k, int threads) {
+    const double flops = 2.0 * double(m) * double(n) * double(k);
+    const double per_thread = 2.0e6;
+    int t = threads;
+    while (t > 1 && flops / t < per_thread) --t;
+    return t;
+}
+
+}  // namespace gemm_detail
+
+// Elements of workspace one gemm call needs: one packed A block (mc x kc) and one packed B block (kc x nc).
+template <typename T>
+index_t gemm_workspace_elems(index_t m, index_t n, index_t k) {
+    using namespace gemm_detail;
+    const index_t kc = min_i(Tile<T>::kc, k < 1 ? 1 : k);
+    const index_t mc = min_i(Tile<T>::mc, round_up(m < 1 ? 1 : m, kMR<T>));
+    const index_t ncb = min_i(Tile<T>::nc, round_up(n < 1 ? 1 : n, kNR<T>));
+    return mc * kc + kc * ncb + 64 / sizeof(T);  // + room to align the B block
+}
+
+// C (m, n) = act(op(A) (m, k) . op(B) (k, n) + bias). The workspace belongs to the caller (the network's
+// preallocated one, or a per-call buffer) and must hold gemm_workspace_elems(m, n, k) elements.
+template <typename T>
+void gemm(const nc::GemmCall<T>& g, T* workspace, index_t workspace_elems, int threads) {
+    using namespace gemm_detail;
+    constexpr int MR = kMR<T>, NR = kNR<T>;
+    if (g.m <= 0 || g.n <= 0 || g.k <= 0) return;  // callers reject k = 0 (a layer needs inputs)
+    if (workspace == nullptr || workspace_elems < gemm_workspace_elems<T>(g.m, g.n, g.k)) return;
+    const index_t kc_max = min_i(Tile<T>::kc, g.k);
+    const index_t mc_max = min_i(Tile<T>::mc, round_up(g.m, MR));
+    T* a_pack = workspace;
+    T* b_pack = a_pack + mc_max * kc_max;
+    b_pack += (64 - reinterpret_cast<uintptr_t>(b_pack) % 64) % 64 / sizeof(T);
+    const int nt = gemm_threads(g.m, g.n, g.k, threads);
+
+#pragma omp parallel num_threads(nt) if (nt > 1)
+    {
+        // loop 5: jc over NC-wide column blocks of C
+        for (index_t jc = 0; jc < g.n; jc += Tile<T>::nc) {
+            const index_t ncb = min_i(Tile<T>::nc, g.n - jc);
+            const index_t n_panels = (ncb + NR - 1) / NR;
+            // loop 4: pc over KC-deep slices of the shared dimension; the last one runs the epilogue
+            for (index_t pc = 0; pc < g.k; pc += Tile<T>::kc) {
+                const index_t kc = min_i(Tile<T>::kc, g.k - pc);
+                const bool first = pc == 0;
+                const Epilogue ep{pc + kc == g.k, g.act};
+#pragma omp for schedule(static)
+                for (index_t p = 0; p < n_panels; ++p) {
+                    const index_t j = jc + p * NR;
+                    pack_b_panel(b_pack + p * NR * kc, g.b + pc * g.rsb + j * g.csb, g.rsb, g.csb,
+                                 min_i(NR, g.n - j), kc);
+                }
+                // loop 3: ic over MC-tall row blocks of C
+                for (index_t ic = 0; ic < g.m; ic += Tile<T>::mc) {
+                    const index_t mc = min_i(Tile<T>::mc, g.m - ic);
+                    const index_t m_panels = (mc + MR - 1) / MR;
+#pragma omp for schedule(static)
+                    for (index_t p = 0; p < m_panels; ++p) {
+                        const index_t i = ic + p * MR;
+                        pack_a_panel(a_pack + p * MR * kc, g.a + i * g.rsa + pc * g.csa, g.rsa, g.csa,
+                                     min_i(MR, g.m - i), kc);
+                    }
+                    // loops 2 and 1: jr over NR panels of B (kept in L1), ir over MR panels of A (in L2)
+#pragma omp for schedule(static) collapse(2)
+                    for (index_t jr = 0; jr < n_panels; ++jr) {
+                        for (index_t ir = 0; ir < m_panels; ++ir) {
+                            compute_tile(g, a_pack + ir * MR * kc, b_pack + jr * NR * kc, ic + ir * MR,
+                                         jc + jr * NR, kc, !first, ep);
+                        }
+                    }
+                }
+            }
+        }
+    }
+}

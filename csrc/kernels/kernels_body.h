@@ -1,0 +1,17 @@
+// The kernel set, compiled once per ISA: each kernels_<isa>.cpp includes this inside its own namespace
+// after defining Vec<T> and Tile<T>, then exports the tables. Everything here is a template or an inline
+// function of that namespace, so no ISA copy can be swapped for another by the linker (numpy#25274).
+#include "math_impl.h"
+#include "gemm_impl.h"
+#include "activation_impl.h"
+#include "loss_impl.h"
+#include "optim_impl.h"
+
+template <typename T>
+const nc::KernelTable<T>* make_table(const char* isa) {
+    static const nc::KernelTable<T> table = {
+        isa,         Tile<T>::mr,   gemm_detail::kNR<T>, &gemm_workspace_elems<T>, &gemm<T>,
+        &act_forward<T>, &act_backward<T>, &bias_grad<T>, &loss<T>, &sgd_step<T>, &gather_rows<T>,
+    };
+    return &table;
+}

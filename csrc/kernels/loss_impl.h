@@ -1,0 +1,65 @@
+// Losses fused with their gradient, computed in double and stored as T. Reductions follow PyTorch's
+// defaults: MSE, BCE and BCE-with-logits average over every element; cross-entropy averages over rows.
+// Serial on purpose: (rows x cols) is the network's output, tiny next to the GEMMs, and a fixed order
+// keeps the value identical for any thread count. Included inside an ISA namespace.
+#pragma once
+#include <math.h>
+#include <stdint.h>
+
+// grad (rows, cols) = d loss / d out; returns the loss. target is (rows, cols) for mse/bce*, labels (rows,)
+// for cross-entropy (the caller has checked 0 <= label < cols).
+template <typename T>
+double loss(T* grad, const T* out, const T* target, const int64_t* labels, index_t rows, index_t cols,
+            nc::LossKind kind) {
+    const index_t n = rows * cols;
+    double total = 0.0;
+    switch (kind) {
+        case nc::LossKind::mse: {
+            const double scale = 2.0 / double(n);
+            for (index_t i = 0; i < n; ++i) {
+                const double d = double(out[i]) - double(target[i]);
+                total += d * d;
+                grad[i] = T(scale * d);
+            }
+            return total / double(n);
+        }
+        case nc::LossKind::bce: {
+            // log clamped at -100 and the gradient's denominator at 1e-12, as torch.nn.BCELoss does.
+            for (index_t i = 0; i < n; ++i) {
+                const double p = out[i], t = target[i];
+                const double lp = fmax(log(p), -100.0), l1p = fmax(log1p(-p), -100.0);
+                total -= t * lp + (1.0 - t) * l1p;
+                grad[i] = T((p - t) / fmax(p * (1.0 - p), 1e-12) / double(n));
+            }
+            return total / double(n);
+        }
+        case nc::LossKind::bce_with_logits: {
+            // max(z, 0) - z t + log(1 + e^-|z|): finite for any finite logit.
+            for (index_t i = 0; i < n; ++i) {
+                const double z = out[i], t = target[i];
+                const double e = exp(-fabs(z));
+                total += fmax(z, 0.0) - z * t + log1p(e);
+                const double sig = z >= 0 ? 1.0 / (1.0 + e) : e / (1.0 + e);
+                grad[i] = T((sig - t) / double(n));
+            }
+            return total / double(n);
+        }
+        case nc::LossKind::cross_entropy: {
+            const double inv_rows = 1.0 / double(rows);
+            for (index_t r = 0; r < rows; ++r) {
+                const T* z = out + r * cols;
+                T* g = grad + r * cols;
+                double m = z[0];
+                for (index_t j = 1; j < cols; ++j) m = z[j] > m ? double(z[j]) : m;
+                double s = 0.0;
+                for (index_t j = 0; j < cols; ++j) s += exp(double(z[j]) - m);
+                const double log_s = log(s);
+                total += m + log_s - double(z[labels[r]]);
+                for (index_t j = 0; j < cols; ++j) g[j] = T(exp(double(z[j]) - m - log_s) * inv_rows);
+                g[labels[r]] = T((exp(double(z[labels[r]]) - m - log_s) - 1.0) * inv_rows);
+            }
+            return total * inv_rows;
+        }
+    }
+    return 0.0;
+}

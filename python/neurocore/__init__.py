@@ -1,0 +1,2 @@
+"""neurocore: fast CPU training and inference of dense neural networks."""
+from . import _core  # noqa: F401

@@ -1,0 +1,232 @@
+"""save/load: bit-exact round trips, optimizer state, atomic writes, corrupt files."""
+
+from __future__ import annotations
+
+import os
+import zipfile
+
+import numpy as np
+import pytest
+
+import neurocore as nc
+
+
+def build(dtype="float32", seed=0):
+    return nc.Sequential(
+        [nc.Dense(6, 9), nc.LeakyReLU(alpha=0.3), nc.Dense(9, 5, bias=False), nc.Sigmoid(), nc.Dense(5, 4),
+         nc.Tanh(), nc.Dense(4, 3), nc.Softmax()],
+        dtype=dtype, seed=seed,
+    )
+
+
+def describe(model):
+    out = []
+    for layer in model.layers:
+        name = type(layer).__name__
+        if name == "Dense":
+            out.append((name, layer.in_features, layer.out_features, layer.bias is not None))
+        elif name == "LeakyReLU":
+            out.append((name, float(layer.alpha)))
+        else:
+            out.append((name,))
+    return out
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("as_str", [True, False])
+def test_round_trip_is_bit_exact(tmp_path, dtype, as_str):
+    model = build(dtype)
+    rng = np.random.default_rng(0)
+    for p in model.parameters():
+        p[...] = rng.standard_normal(p.shape)
+    path = tmp_path / "model.npz"
+    model.save(str(path) if as_str else path)
+    loaded = nc.load(str(path) if as_str else path)
+    assert isinstance(loaded, nc.Sequential)
+    assert loaded.dtype == model.dtype
+    assert describe(loaded) == describe(model)
+    assert len(loaded.parameters()) == len(model.parameters())
+    for a, b in zip(loaded.parameters(), model.parameters()):
+        assert a.dtype == b.dtype and np.array_equal(a, b)
+    x = rng.standard_normal((7, 6)).astype(dtype)
+    assert np.array_equal(loaded.forward(x), model.forward(x))
+    # the loaded model is independent of the saved one, and its weights are live views too
+    loaded.layers[0].weight[...] = 0
+    assert not np.all(model.layers[0].weight == 0)
+    assert np.all(loaded.parameters()[0] == 0)
+
+
+def test_save_overwrites_and_leaves_no_temp_files(tmp_path):
+    path = tmp_path / "m.npz"
+    build(seed=0).save(path)
+    second = build(seed=1)
+    second.save(path)
+    assert sorted(os.listdir(tmp_path)) == ["m.npz"]
+    loaded = nc.load(path)
+    for a, b in zip(loaded.parameters(), second.parameters()):
+        assert np.array_equal(a, b)
+
+
+def test_failed_save_keeps_old_file_and_leaves_nothing_behind(tmp_path, monkeypatch):
+    """save writes a temporary file and renames it over the target: a failure at the rename must leave the
+    previous file intact and remove the temporary one."""
+    path = tmp_path / "m.npz"
+    first = build(seed=0)
+    first.save(path)
+    original = path.read_bytes()
+
+    def boom(*args, **kwargs):
+        raise OSError("simulated failure while replacing the file")
+
+    monkeypatch.setattr(os, "replace", boom)
+    monkeypatch.setattr(os, "rename", boom)
+    with pytest.raises(OSError):
+        build(seed=1).save(path)
+    monkeypatch.undo()
+    assert path.read_bytes() == original
+    assert sorted(os.listdir(tmp_path)) == ["m.npz"]
+
+
+def test_save_into_missing_directory_fails_cleanly(tmp_path):
+    target = tmp_path / "no_such_dir" / "m.npz"
+    with pytest.raises(OSError):
+        build().save(target)
+    assert os.listdir(tmp_path) == []
+
+
+def test_save_does_not_use_pickle(tmp_path):
+    path = tmp_path / "m.npz"
+    build().save(path)
+    with np.load(path, allow_pickle=False) as data:
+        for key in data.files:
+            arr = data[key]
+            assert arr.dtype != object, key
+
+
+def test_include_optimizer_round_trip_resumes_identically(tmp_path):
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((40, 6))
+    y = rng.integers(0, 3, size=40)
+    model = build("float64")
+    opt = nc.SGD(lr=0.05, momentum=0.9, nesterov=True, weight_decay=1e-3)
+    model.fit(x, y, loss="cross_entropy", optimizer=opt, epochs=2, batch_size=16, shuffle=False, verbose=0)
+    path = tmp_path / "with_opt.npz"
+    model.save(path, include_optimizer=True)
+    loaded = nc.load(path)
+    model.fit(x, y, loss="cross_entropy", optimizer=opt, epochs=2, batch_size=16, shuffle=False, verbose=0)
+    loaded.fit(x, y, loss="cross_entropy", epochs=2, batch_size=16, shuffle=False, verbose=0,
+               **_restored_optimizer_kwargs(loaded))
+    for a, b in zip(loaded.parameters(), model.parameters()):
+        assert np.array_equal(a, b), "resumed training differs from uninterrupted training"
+    # without the optimizer state (fresh momentum buffers) the run differs
+    plain = tmp_path / "no_opt.npz"
+    build("float64").save(plain)
+    assert _optimizer_state_absent(plain)
+
+
+def _restored_optimizer_kwargs(model):
+    opt = getattr(model, "optimizer", None)
+    assert isinstance(opt, nc.SGD), "nc.load(include_optimizer=True file) must restore model.optimizer"
+    return {"optimizer": opt}
+
+
+def _optimizer_state_absent(path):
+    loaded = nc.load(path)
+    return getattr(loaded, "optimizer", None) is None
+
+
+# --------------------------------------------------------------------------- #
+# corrupt and foreign files
+# --------------------------------------------------------------------------- #
+def _valid_bytes(tmp_path):
+    p = tmp_path / "valid.npz"
+    build().save(p)
+    return p.read_bytes()
+
+
+def _expect_load_error(path):
+    with pytest.raises((OSError, ValueError)) as info:
+        nc.load(path)
+    assert path.name in str(info.value), f"error does not name the file: {info.value!r}"
+    return info.value
+
+
+def test_load_missing_file(tmp_path):
+    err = _expect_load_error(tmp_path / "missing.npz")
+    assert isinstance(err, OSError)
+
+
+@pytest.mark.parametrize("fraction", [0.0, 0.1, 0.5, 0.9, 0.99])
+def test_load_truncated_file(tmp_path, fraction):
+    data = _valid_bytes(tmp_path)
+    path = tmp_path / "truncated.npz"
+    path.write_bytes(data[: int(len(data) * fraction)])
+    _expect_load_error(path)
+
+
+def test_load_random_bytes(tmp_path):
+    path = tmp_path / "random.npz"
+    path.write_bytes(np.random.default_rng(0).bytes(4096))
+    _expect_load_error(path)
+
+
+def test_load_text_file(tmp_path):
+    path = tmp_path / "notes.npz"
+    path.write_text("this is not a model\n")
+    _expect_load_error(path)
+
+
+def test_load_foreign_npz(tmp_path):
+    path = tmp_path / "foreign.npz"
+    np.savez(path, a=np.arange(3), b=np.ones((2, 2)))
+    _expect_load_error(path)
+
+
+def test_load_plain_npy(tmp_path):
+    path = tmp_path / "array.npy"
+    np.save(path, np.arange(10))
+    _expect_load_error(path)
+
+
+def test_load_directory(tmp_path):
+    d = tmp_path / "adir.npz"
+    d.mkdir()
+    _expect_load_error(d)
+
+
+def _rewrite(tmp_path, name, mutate):
+    src = tmp_path / "src.npz"
+    build().save(src)
+    with np.load(src, allow_pickle=False) as f:
+        arrays = {k: f[k] for k in f.files}
+    mutate(arrays)
+    dst = tmp_path / name
+    with zipfile.ZipFile(dst, "w") as zf:
+        for key, arr in arrays.items():
+            with zf.open(key + ".npy", "w") as fh:
+                np.lib.format.write_array(fh, arr, allow_pickle=True)
+    return dst
+
+
+def test_load_rejects_pickled_object_arrays(tmp_path):
+    def mutate(arrays):
+        key = next(iter(arrays))
+        arrays[key] = np.array([{"x": 1}, None], dtype=object)
+
+    _expect_load_error(_rewrite(tmp_path, "pickled.npz", mutate))
+
+
+def test_load_rejects_missing_member(tmp_path):
+    def mutate(arrays):
+        biggest = max(arrays, key=lambda k: arrays[k].size)
+        del arrays[biggest]
+
+    _expect_load_error(_rewrite(tmp_path, "missing_member.npz", mutate))
+
+
+def test_load_rejects_wrong_parameter_size(tmp_path):
+    def mutate(arrays):
+        biggest = max(arrays, key=lambda k: arrays[k].size)
+        arrays[biggest] = arrays[biggest].reshape(-1)[:-1].copy()
+
+    _expect_load_error(_rewrite(tmp_path, "short_params.npz", mutate))
