@@ -39,6 +39,13 @@ def available(name: str) -> str | None:
     return None
 
 
+def findable(name: str) -> bool:
+    """Cheap check for the parent process: is the module installed?  (Does not import
+    it, so the parent stays small and its peak RSS is not inherited by children.)"""
+    import importlib.util
+    return importlib.util.find_spec(name) is not None
+
+
 def set_threads(name: str, n: int) -> None:
     if name == "neurocore":
         import neurocore as nc

@@ -83,6 +83,7 @@ def serve(fw: str, threads: int, quick: bool) -> None:
         import numpy as np
         FW.set_threads(fw, threads)
         hello["version"] = __import__(fw).__version__
+        hello["module_file"] = __import__(fw).__file__
         hello["numpy_version"] = np.__version__
         if fw in ("numpy", "sklearn"):
             np.ones((64, 64), np.float32) @ np.ones((64, 64), np.float32)
@@ -168,19 +169,26 @@ def rss_child(fw: str, threads: int, quick: bool) -> dict:
     before = _vmrss_kb()
     tr = FW.TRAINERS[fw](sizes, X, y, batch)
     tr.epoch()
-    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    # VmHWM is this process's own high-water mark; ru_maxrss can also hold the
+    # parent's RSS at fork time (Linux keeps it across execve), so both are recorded.
+    peak_kb = _status_kb("VmHWM")
     return {"framework": fw, "threads": threads, "samples": n,
             "data_mb": X.nbytes / 2 ** 20,
             "rss_before_train_mb": before / 1024, "peak_rss_mb": peak_kb / 1024,
+            "ru_maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
             "train_increment_mb": (peak_kb - before) / 1024}
 
 
-def _vmrss_kb() -> int:
+def _status_kb(field: str) -> int:
     with open("/proc/self/status") as fh:
         for line in fh:
-            if line.startswith("VmRSS:"):
+            if line.startswith(field + ":"):
                 return int(line.split()[1])
     return 0
+
+
+def _vmrss_kb() -> int:
+    return _status_kb("VmRSS")
 
 
 # =========================================================================== parent side
@@ -427,9 +435,8 @@ def import_times(repeats: int, frameworks) -> list[dict]:
     env.setdefault("JAX_PLATFORMS", "cpu")
     code = "import time; t=time.perf_counter(); import {m}; print(time.perf_counter()-t)"
     for mod in ["numpy", "neurocore"] + [m for m in ("torch", "jax") if m in frameworks]:
-        why = FW.available(mod)
-        if why is not None:
-            out.append({"module": mod, "skipped": why})
+        if not FW.findable(mod):
+            out.append({"module": mod, "skipped": "not installed"})
             continue
         walls = []
         for _ in range(repeats):
@@ -603,7 +610,7 @@ def main(argv=None):
         if args.no_rss:
             continue
         for fw in args.frameworks:
-            if FW.available(fw) is not None:
+            if not FW.findable(fw):
                 continue
             env = C.child_env(t, unset_openblas_overrides=(fw == "numpy"))
             env.setdefault("JAX_PLATFORMS", "cpu")

@@ -275,7 +275,7 @@ void bind_network(py::module_& m, const char* name) {
                 py::gil_scoped_release nogil;
                 p = n.train(req);
             }
-            return py::make_tuple(p.steps, p.loss_sum, p.nonfinite, p.bad_loss, p.bad_label_row);
+            return py::make_tuple(p.steps, p.loss_sum, p.nonfinite, p.bad_loss, p.bad_label_row, p.correct);
         });
 }
 

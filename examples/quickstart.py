@@ -21,6 +21,7 @@ model.fit(
     optimizer=nc.SGD(lr=0.05, momentum=0.9),
     epochs=20,
     batch_size=32,
+    seed=0,
     verbose=1,
 )
 

@@ -397,6 +397,29 @@ def test_error_single_class(tmp_path):
     assert "single value (3)" in err
 
 
+def test_error_training_diverges(linear, tmp_path):
+    data, _, _ = linear
+    code, _, err = run(
+        [
+            "train",
+            str(data),
+            "--target",
+            "y",
+            "--lr",
+            "1000",
+            "--epochs",
+            "5",
+            "--out",
+            str(tmp_path / "m.npz"),
+            "--quiet",
+        ]
+    )
+    assert code == 2
+    assert "training diverged" in err
+    assert "--lr 1000" in err
+    assert not (tmp_path / "m.npz").exists()
+
+
 def test_error_output_folder_missing(tmp_path):
     err = train_error(tmp_path, "a,y\n1,3\n2,4\n", "--out", str(tmp_path / "no" / "m.npz"))
     assert "does not exist" in err
@@ -413,6 +436,8 @@ def test_error_output_folder_missing(tmp_path):
         (["train", "d.csv", "--target", "y", "--epochs", "0"], "--epochs"),
         (["train", "d.csv", "--target", "y", "--batch-size", "x"], "--batch-size"),
         (["train", "d.csv", "--target", "y", "--lr", "-1"], "--lr"),
+        (["train", "d.csv", "--target", "y", "--seed", "-1"], "--seed"),
+        (["demo", "--seed", "x"], "--seed"),
         (["predict", "m.npz"], "data"),
         (["fly"], "invalid choice"),
     ],

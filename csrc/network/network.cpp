@@ -20,12 +20,17 @@ Network<T>::Lock::Lock(Network& n) : net_(n) {
 template <typename T>
 Network<T>::Network(const std::vector<LayerSpec>& layers) {
     if (layers.empty()) throw std::invalid_argument("a network needs at least one layer");
-    index_t width = -1;   // current feature width; -1 until the first Dense fixes it
+    // The first Dense fixes the input width (activations before it keep their input's width).
+    index_t width = -1;
+    for (const LayerSpec& l : layers)
+        if (l.kind == LayerKind::dense) { width = l.in; break; }
+    if (width == -1) throw std::invalid_argument("a network needs at least one Dense layer");
+    in_features_ = width;
     for (const LayerSpec& l : layers) {
         ParamSlot slot;
         if (l.kind == LayerKind::dense) {
             if (l.in < 1 || l.out < 1) throw std::invalid_argument("Dense sizes must be >= 1");
-            if (width != -1 && width != l.in) throw std::invalid_argument("Dense input size does not match the previous layer");
+            if (width != l.in) throw std::invalid_argument("Dense input size does not match the previous layer");
             slot.in = l.in;
             slot.out = l.out;
             // Each tensor starts on a 64-byte boundary so the NumPy views are aligned.
@@ -36,7 +41,6 @@ Network<T>::Network(const std::vector<LayerSpec>& layers) {
                 slot.bias = n_params_;
                 n_params_ = checked_add(n_params_, (l.out + align - 1) / align * align, "parameters");
             }
-            if (width == -1) in_features_ = l.in;
             stages_.push_back({true, l.in, l.out, slot.weight, slot.bias, Act::identity, T(0), 0});
             width = l.out;
         } else {
@@ -45,7 +49,6 @@ Network<T>::Network(const std::vector<LayerSpec>& layers) {
                 stages_.back().act = l.act;
                 stages_.back().alpha = T(l.alpha);
             } else {
-                if (width == -1) throw std::invalid_argument("the first layer must be Dense (it fixes the input width)");
                 stages_.push_back({false, width, width, -1, -1, l.act, T(l.alpha), 0});
             }
         }
@@ -176,6 +179,25 @@ void Network<T>::sgd_step(const SgdParams& p, T* velocity) {
     kernels<T>().sgd_step(params_.data(), grads_.data(), velocity, n_params_, p, num_threads());
 }
 
+// Correct predictions in a batch for the classification losses (argmax / threshold), else 0.
+template <typename T>
+index_t Network<T>::count_correct(const T* out, index_t rows, const TrainRequest<T>& req) const {
+    index_t correct = 0;
+    const index_t cols = out_features_;
+    if (req.loss == LossKind::cross_entropy) {
+        for (index_t r = 0; r < rows; ++r) {
+            const T* z = out + r * cols;
+            index_t best = 0;
+            for (index_t j = 1; j < cols; ++j) best = z[j] > z[best] ? j : best;
+            correct += best == labels_.data()[r];
+        }
+    } else if (req.loss == LossKind::bce || req.loss == LossKind::bce_with_logits) {
+        const T threshold = req.loss == LossKind::bce ? T(0.5) : T(0);
+        for (index_t i = 0; i < rows * cols; ++i) correct += (out[i] >= threshold) == (targets_.data()[i] >= T(0.5));
+    }
+    return correct;
+}
+
 template <typename T>
 TrainProgress Network<T>::train(const TrainRequest<T>& req) {
     using clock = std::chrono::steady_clock;
@@ -210,6 +232,7 @@ TrainProgress Network<T>::train(const TrainRequest<T>& req) {
             prog.bad_loss = value;
             return prog;
         }
+        prog.correct += count_correct(out, rows, req);
         run_backward(rows, false);
         kt.sgd_step(params_.data(), grads_.data(), req.velocity, n_params_, req.sgd, threads);
         prog.steps += 1;

@@ -44,6 +44,7 @@ struct TrainRequest {
 struct TrainProgress {
     index_t steps = 0;           // completed steps (each one updated the parameters)
     double loss_sum = 0.0;       // sum of their batch losses
+    index_t correct = 0;         // correct predictions in those steps (classification losses)
     bool nonfinite = false;      // the next step's loss was NaN/Inf: stopped before updating
     double bad_loss = 0.0;
     index_t bad_label_row = -1;  // a label outside [0, out) at this data row: stopped before updating
@@ -96,6 +97,7 @@ class Network {
     T* stage_output(std::size_t s) { return acts_.data() + cap_rows_ * stages_[s].act_offset; }
     const T* run_forward(index_t rows);                 // from input_
     const T* run_backward(index_t rows, bool want_dx);  // from grad_a_
+    index_t count_correct(const T* out, index_t rows, const TrainRequest<T>& req) const;
 
     std::vector<Stage> stages_;
     std::vector<ParamSlot> slots_;

@@ -50,6 +50,16 @@ def _positive_int(text):
     return value
 
 
+def _seed(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
+    return value
+
+
 def _positive_float(text):
     try:
         value = float(text)
@@ -381,18 +391,24 @@ def _cmd_train(args):
         f"SGD lr {args.lr:g} momentum 0.9, batch {args.batch_size}, "
         f"{args.epochs} epochs",
     )
-    model.fit(
-        X_train,
-        fit_train,
-        loss=loss,
-        optimizer=nc.SGD(lr=args.lr, momentum=0.9),
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        shuffle=True,
-        seed=args.seed,
-        validation_data=(X_val, fit_val),
-        verbose=0 if args.quiet else 1,
-    )
+    try:
+        model.fit(
+            X_train,
+            fit_train,
+            loss=loss,
+            optimizer=nc.SGD(lr=args.lr, momentum=0.9),
+            epochs=args.epochs,
+            batch_size=args.batch_size,
+            shuffle=True,
+            seed=args.seed,
+            validation_data=(X_val, fit_val),
+            verbose=0 if args.quiet else 1,
+        )
+    except FloatingPointError:  # fit stops when a batch loss becomes NaN or infinite
+        raise CLIError(
+            f"training diverged (the loss became NaN or infinite) with --lr {args.lr:g}; "
+            "try a smaller learning rate"
+        ) from None
 
     if task == "classify":
         train_metrics = model.evaluate(X_train, y_train, loss=loss)
@@ -535,7 +551,7 @@ def _build_parser():
         "and print the accuracy on the other 20%% and the wall time.",
     )
     demo.add_argument("--epochs", type=_positive_int, default=20, help="default: %(default)s")
-    demo.add_argument("--seed", type=int, default=0, help="default: %(default)s")
+    demo.add_argument("--seed", type=_seed, default=0, help="default: %(default)s")
     demo.add_argument("--quiet", action="store_true", help="print only the results")
     demo.set_defaults(handler=_cmd_demo)
 
@@ -581,7 +597,7 @@ def _build_parser():
     )
     train.add_argument(
         "--seed",
-        type=int,
+        type=_seed,
         default=0,
         help="seeds the initialization, the split and the shuffling (default: %(default)s)",
     )

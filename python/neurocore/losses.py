@@ -101,8 +101,6 @@ class CrossEntropyLoss(Loss):
 
     def prepare_target(self, target, n_rows, n_outputs, dtype):
         t = as_numeric_array(target, "labels")
-        if t.ndim == 2 and t.shape[1] == 1:
-            t = t[:, 0]
         if t.shape != (n_rows,):
             raise ValueError(f"CrossEntropyLoss expects integer class labels of shape ({n_rows},), got {t.shape}")
         if t.dtype.kind == "f":

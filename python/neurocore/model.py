@@ -41,8 +41,8 @@ class Sequential:
                 raise TypeError(f"layer {i} must be a neurocore layer, got {type(layer).__name__} {layer!r}")
         if len({id(layer) for layer in layers}) != len(layers):
             raise ValueError("the same layer object appears twice; create a new layer for each position")
-        if not isinstance(layers[0], Dense):
-            raise ValueError(f"the first layer must be Dense (it fixes the input width), got {layers[0]!r}")
+        if not any(isinstance(layer, Dense) for layer in layers):
+            raise ValueError("Sequential needs at least one Dense layer (it fixes the input width)")
         width = None
         for i, layer in enumerate(layers):
             if isinstance(layer, Dense):
@@ -116,10 +116,6 @@ class Sequential:
 
     @property
     def n_parameters(self) -> int:
-        """Length of the flat parameter buffer (each tensor padded to a 64-byte boundary)."""
-        return self._net.n_params
-
-    def count_parameters(self) -> int:
         """Number of trainable scalars (weights and biases)."""
         return sum(v.size for views in self._layer_views for k, v in views.items() if k in ("weight", "bias"))
 
@@ -136,8 +132,11 @@ class Sequential:
         self._net.zero_grad()
 
     # ----------------------------------------------------------------------------------------------
+    def _first_dense(self) -> Dense:
+        return next(layer for layer in self.layers if isinstance(layer, Dense))
+
     def _input(self, x, name="x", allow_empty=False, finite=False) -> np.ndarray:
-        return as_matrix(x, self.dtype, name, cols=self.in_features, owner=repr(self.layers[0]),
+        return as_matrix(x, self.dtype, name, cols=self.in_features, owner=repr(self._first_dense()),
                          allow_empty=allow_empty, finite=finite)
 
     def forward(self, x, training: bool = False) -> np.ndarray:
@@ -248,6 +247,8 @@ class Sequential:
         self.optimizer = optimizer
 
         history = {"loss": []}
+        if loss.classification:
+            history["accuracy"] = []
         if val is not None:
             history["val_loss"] = []
             if loss.classification:
@@ -267,14 +268,15 @@ class Sequential:
         from .progress import EpochProgress
 
         n = x.shape[0]
-        step, loss_sum = 0, 0.0
+        step, loss_sum, correct = 0, 0.0, 0
         with EpochProgress(n, epoch, epochs, enabled=verbose > 0) as bar:
             while step < n_steps:
-                done, batch_sum, nonfinite, bad, bad_row = self._net.train_steps(
+                done, batch_sum, nonfinite, bad, bad_row, batch_correct = self._net.train_steps(
                     x, target, order, batch_size, step, n_steps - step, _STEP_BUDGET_S, loss.kind,
                     *optimizer._kernel_args(), optimizer.velocity)
                 step += done
                 loss_sum += batch_sum
+                correct += batch_correct
                 bar.advance(min(step * batch_size, n), loss_sum / max(step, 1))
                 if bad_row >= 0:
                     raise ValueError(f"label at row {bad_row} is outside [0, {self.out_features})")
@@ -289,6 +291,9 @@ class Sequential:
             mean_loss = loss_sum / n_steps
             history["loss"].append(mean_loss)
             metrics = {"loss": mean_loss}
+            if "accuracy" in history:  # over the epoch's training batches, as each was seen
+                history["accuracy"].append(correct / (n * (1 if loss.kind == "cross_entropy" else self.out_features)))
+                metrics["accuracy"] = history["accuracy"][-1]
             if val is not None:
                 vm = self.evaluate(val[0], val[1], loss)
                 history["val_loss"].append(vm["loss"])
@@ -310,7 +315,7 @@ class Sequential:
         save(self, path, include_optimizer=include_optimizer)
 
     def __repr__(self) -> str:
-        lines = [f"Sequential(dtype={self.dtype.name}, {self.count_parameters():,} parameters)"]
+        lines = [f"Sequential(dtype={self.dtype.name}, {self.n_parameters:,} parameters)"]
         for i, layer in enumerate(self.layers):
             if isinstance(layer, Dense):
                 shapes = f"weight {layer.in_features}x{layer.out_features}" + (f", bias {layer.out_features}" if layer.use_bias else "")

@@ -63,9 +63,10 @@ class SGD:
         if current is not None:
             raise ValueError("this optimizer already holds the state of another model; create one optimizer per model")
         self._model = weakref.ref(model)
-        if self.momentum > 0 and (self.velocity is None or self.velocity.shape != (model.n_parameters,)
+        size = model._net.n_params  # the flat buffer's length (tensors padded to 64-byte boundaries)
+        if self.momentum > 0 and (self.velocity is None or self.velocity.shape != (size,)
                                   or self.velocity.dtype != model.dtype):
-            self.velocity = np.zeros(model.n_parameters, dtype=model.dtype)
+            self.velocity = np.zeros(size, dtype=model.dtype)
 
     def _kernel_args(self):
         return self.lr, self.momentum, self.weight_decay, self.nesterov
