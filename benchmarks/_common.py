@@ -179,3 +179,115 @@ def write_json(path: str, data: dict) -> None:
         json.dump(data, fh, indent=1, sort_keys=False)
         fh.write("\n")
     os.replace(tmp, path)
+
+
+# --------------------------------------------------------------------------- child processes
+
+class Child:
+    """A long-lived benchmark child speaking one JSON object per line on stdin/stdout."""
+
+    def __init__(self, name: str, cmd: list[str], env: dict):
+        self.name = name
+        self.proc = subprocess.Popen(cmd, env=env, stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, text=True, bufsize=1)
+        self.hello = self._read()
+
+    def _read(self):
+        line = self.proc.stdout.readline()
+        if not line:
+            raise RuntimeError(f"{self.name} child exited (code {self.proc.wait()})")
+        return json.loads(line)
+
+    def ask(self, **cmd):
+        self.proc.stdin.write(json.dumps(cmd) + "\n")
+        self.proc.stdin.flush()
+        return self._read()
+
+    def close(self):
+        try:
+            if self.proc.poll() is None:
+                self.proc.stdin.write('{"op": "quit"}\n')
+                self.proc.stdin.flush()
+                self.proc.stdin.close()
+            self.proc.wait(timeout=30)
+        except Exception:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def child_protocol():
+    """In a child: return (reply, commands).  stdout is kept for the protocol only;
+    whatever the libraries print goes to stderr."""
+    proto = os.fdopen(os.dup(1), "w", buffering=1)
+    os.dup2(2, 1)
+
+    def reply(obj):
+        proto.write(json.dumps(obj) + "\n")
+        proto.flush()
+
+    def commands():
+        for line in sys.stdin:
+            cmd = json.loads(line)
+            if cmd.get("op") == "quit":
+                return
+            yield cmd
+
+    return reply, commands()
+
+
+# --------------------------------------------------------------------------- machine load
+
+def _busy_seconds() -> float:
+    with open("/proc/stat") as fh:
+        v = [int(x) for x in fh.readline().split()[1:]]
+    return (sum(v[:8]) - v[3] - v[4]) / os.sysconf("SC_CLK_TCK")
+
+
+def proc_cpu_seconds(pid) -> float:
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            f = fh.read().rsplit(")", 1)[1].split()
+        return (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
+    except OSError:
+        return 0.0
+
+
+class CpuMonitor:
+    """CPU used by other programs while we measure, in cores (averaged over the wall
+    time): busy time of the whole machine from /proc/stat minus our own CPU time
+    (this process, finished children, and the still-running children passed in)."""
+
+    def __init__(self):
+        import resource
+        self._res = resource
+        self.t0 = time.time()
+        self.b0 = _busy_seconds()
+        r = resource.getrusage(resource.RUSAGE_CHILDREN)
+        self.c0 = r.ru_utime + r.ru_stime
+        self.p0 = time.process_time()
+
+    def other_cores(self, live_pids=()) -> float:
+        wall = time.time() - self.t0
+        busy = _busy_seconds() - self.b0
+        r = self._res.getrusage(self._res.RUSAGE_CHILDREN)
+        ours = (r.ru_utime + r.ru_stime - self.c0) + (time.process_time() - self.p0)
+        ours += sum(proc_cpu_seconds(p) for p in live_pids)
+        return max(0.0, (busy - ours) / wall) if wall > 0 else 0.0
+
+
+def wait_for_quiet(max_wait: float, threshold: float = 0.3, sample: float = 1.0) -> dict:
+    """Wait (up to max_wait s) until other programs use less than ``threshold`` cores,
+    sampled over ``sample`` s.  Returns what was seen; never fails."""
+    t0 = time.time()
+    while True:
+        b0 = _busy_seconds()
+        time.sleep(sample)
+        load = max(0.0, (_busy_seconds() - b0) / sample)
+        waited = time.time() - t0
+        if load < threshold or waited >= max_wait:
+            if load >= threshold:
+                print(f"note: machine still busy ({load:.2f} cores used by others) after "
+                      f"waiting {waited:.0f} s; measuring anyway", file=sys.stderr)
+            return {"waited_s": round(waited, 1), "other_cores_at_start": round(load, 2)}
+        print(f"  waiting for a quiet machine ({load:.2f} cores busy)...", file=sys.stderr,
+              flush=True)

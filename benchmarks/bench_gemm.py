@@ -3,12 +3,14 @@
 
     python benchmarks/bench_gemm.py [--threads 1,2] [--dtype float32,float64] [--quick]
 
-Every thread count runs in its own child process, pinned to that many cores, with
-OMP_NUM_THREADS / OPENBLAS_NUM_THREADS set to it and OPENBLAS_CORETYPE /
-OPENBLAS_L2_SIZE removed (for that process only) so that NumPy's OpenBLAS picks its
-own kernel; the kernel that ran is recorded.  In the child the two libraries are
-interleaved round by round (the order alternates every round) and the median of the
-rounds is reported.  Results: a markdown table on stdout and
+For every thread count, each library runs in its own long-lived child process pinned
+to that many cores (the two children share the cores and never run at the same time;
+OpenMP and OpenBLAS thread pools in one process would spin against each other), with
+OMP_NUM_THREADS / OPENBLAS_NUM_THREADS set to it.  The NumPy child alone also has
+OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE removed so that OpenBLAS picks its own kernel;
+the kernel that ran is recorded.  The parent interleaves the two libraries round by
+round (the order alternates every round) and reports the median of the rounds and
+the ratio ours/NumPy.  Results: a markdown table on stdout and
 benchmarks/results_gemm.json.
 """
 
@@ -49,86 +51,134 @@ def build_cases(quick: bool):
     return cases
 
 
-# --------------------------------------------------------------------------- worker
+# --------------------------------------------------------------------------- child
 
-def worker(args) -> dict:
-    threads = args.worker
+def serve(lib: str, threads: int) -> None:
+    """One library (neurocore or numpy) at one thread count, driven by the parent."""
+    reply, commands = C.child_protocol()
     cores = C.pin_to_cores(threads)
     import numpy as np
-
-    info = C.blas_info()
     try:
         import threadpoolctl
-        threadpoolctl.threadpool_limits(threads)
     except ImportError:
-        pass
-
-    ours = None
-    nc_info = None
-    nc_error = None
-    try:
-        import neurocore as nc
-        ours = nc._core.gemm
+        threadpoolctl = None
+    hello = {"lib": lib, "cores": cores, "pid": os.getpid(), "numpy_version": np.__version__}
+    if lib == "numpy":
+        np.ones((64, 64), np.float32) @ np.ones((64, 64), np.float32)
+        hello["blas"] = C.blas_info()
+        hello["numpy_kernel"] = C.numpy_blas_kernel(hello["blas"])
+        if threadpoolctl:
+            threadpoolctl.threadpool_limits(threads, user_api="blas")
+    else:
         try:
+            import neurocore as nc
             nc.set_num_threads(threads)
-        except Exception as exc:  # pragma: no cover - depends on the core
-            nc_error = f"set_num_threads failed: {exc!r}"
-        try:
-            nc_info = nc.cpu_info()
-        except Exception as exc:  # pragma: no cover
-            nc_info = {"error": repr(exc)}
-    except Exception as exc:
-        nc_error = f"neurocore not usable: {exc!r}"
+            hello["cpu_info"] = nc.cpu_info()
+            hello["version"] = nc.__version__
+            hello["module_file"] = nc.__file__
+            gemm = nc._core.gemm
+        except Exception as exc:
+            hello["error"] = f"neurocore not usable: {type(exc).__name__}: {exc}"
+    reply(hello)
+    if hello.get("error"):
+        return
 
-    rounds = args.rounds or (3 if args.quick else 7)
-    min_time = 0.03 if args.quick else 0.1
-    rng = np.random.default_rng(0)
-    results = []
-    for dtype_name in args.dtype:
-        dt = np.dtype(dtype_name)
-        for (group, label, op, M, K, N) in build_cases(args.quick):
-            a = rng.standard_normal((K, M) if op == "TN" else (M, K)).astype(dt)
-            b = rng.standard_normal((N, K) if op == "NT" else (K, N)).astype(dt)
-            if op == "NN":
-                f_np = lambda: a @ b  # noqa: E731
-                f_nc = (lambda: ours(a, b)) if ours else None  # noqa: E731
-            elif op == "TN":
-                f_np = lambda: a.T @ b  # noqa: E731
-                f_nc = (lambda: ours(a, b, trans_a=True)) if ours else None  # noqa: E731
-            else:
-                f_np = lambda: a @ b.T  # noqa: E731
-                f_nc = (lambda: ours(a, b, trans_b=True)) if ours else None  # noqa: E731
-            flops = 2.0 * M * N * K
-            libs = {"numpy": f_np}
-            if f_nc is not None:
-                libs["neurocore"] = f_nc
-            # correctness check + warm-up + pick a repeat count per library
-            err = None
-            ref = f_np()
-            if f_nc is not None:
-                try:
-                    got = f_nc()
+    fn = None
+    for cmd in commands:
+        try:
+            if cmd["op"] == "case":
+                M, K, N, op = cmd["M"], cmd["K"], cmd["N"], cmd["op_kind"]
+                dt = np.dtype(cmd["dtype"])
+                rng = np.random.default_rng(cmd["seed"])  # same data in both children
+                a = rng.standard_normal((K, M) if op == "TN" else (M, K)).astype(dt)
+                b = rng.standard_normal((N, K) if op == "NT" else (K, N)).astype(dt)
+                if lib == "numpy":
+                    fn = {"NN": lambda: a @ b, "TN": lambda: a.T @ b,
+                          "NT": lambda: a @ b.T}[op]
+                else:
+                    kw = {"NN": {}, "TN": {"trans_a": True}, "NT": {"trans_b": True}}[op]
+                    fn = lambda: gemm(a, b, **kw)  # noqa: E731
+                out = {"ok": True}
+                got = fn()
+                if lib == "neurocore":
+                    # accuracy against a float64 NumPy product on one thread (so that no
+                    # OpenBLAS worker threads run in this process)
+                    a64, b64 = a.astype(np.float64), b.astype(np.float64)
+                    ctx = (threadpoolctl.threadpool_limits(1) if threadpoolctl
+                           else _nullcontext())
+                    with ctx:
+                        ref = {"NN": lambda: a64 @ b64, "TN": lambda: a64.T @ b64,
+                               "NT": lambda: a64 @ b64.T}[op]()
                     scale = float(np.max(np.abs(ref))) or 1.0
-                    err = float(np.max(np.abs(got.astype(np.float64) - ref))) / scale
-                except Exception as exc:
-                    libs.pop("neurocore")
-                    err = f"error: {exc!r}"
-            reps = {}
-            for name, fn in libs.items():
+                    out["max_rel_err"] = float(np.max(np.abs(got - ref))) / scale
                 t0 = time.perf_counter()
                 fn()
                 t1 = time.perf_counter() - t0
-                reps[name] = max(1, math.ceil(min_time / max(t1, 1e-7)))
-            times = {name: [] for name in libs}
-            order = list(libs)
+                out["reps"] = max(1, math.ceil(cmd["min_time"] / max(t1, 1e-7)))
+                reply(out)
+            elif cmd["op"] == "time":
+                n = cmd["reps"]
+                t0 = time.perf_counter()
+                for _ in range(n):
+                    fn()
+                reply({"t": (time.perf_counter() - t0) / n})
+            else:
+                reply({"error": f"unknown op {cmd['op']}"})
+        except Exception as exc:
+            reply({"error": f"{type(exc).__name__}: {exc}"})
+
+
+def _g(d):
+    return "-" if not d else f"{d['gflops']:.1f}"
+
+
+class _nullcontext:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *a):
+        return False
+
+
+def run_threads(args, threads) -> dict:
+    rounds = args.rounds or (3 if args.quick else 7)
+    min_time = 0.03 if args.quick else 0.1
+    quiet = C.wait_for_quiet(args.wait_quiet) if args.wait_quiet > 0 else None
+    mon = C.CpuMonitor()
+    kids, notes = {}, {}
+    for lib in ("neurocore", "numpy"):
+        env = C.child_env(threads, unset_openblas_overrides=(lib == "numpy"))
+        ch = C.Child(lib, [sys.executable, os.path.abspath(__file__), "--serve", lib,
+                           "--worker", str(threads)], env)
+        if ch.hello.get("error"):
+            notes[lib] = ch.hello["error"]
+            ch.close()
+        else:
+            kids[lib] = ch
+    results = []
+    seed = 0
+    for dtype_name in args.dtype:
+        for (group, label, op, M, K, N) in build_cases(args.quick):
+            seed += 1
+            reps, err = {}, None
+            for lib, ch in kids.items():
+                res = ch.ask(op="case", M=M, K=K, N=N, op_kind=op, dtype=dtype_name,
+                             seed=seed, min_time=min_time)
+                if res.get("ok"):
+                    reps[lib] = res["reps"]
+                    err = res.get("max_rel_err", err)
+                else:
+                    err = res.get("error")
+            times = {lib: [] for lib in reps}
+            order = list(reps)
             for r in range(rounds):
-                for name in (order if r % 2 == 0 else order[::-1]):
-                    fn = libs[name]
-                    n = reps[name]
-                    t0 = time.perf_counter()
-                    for _ in range(n):
-                        fn()
-                    times[name].append((time.perf_counter() - t0) / n)
+                for lib in (order if r % 2 == 0 else order[::-1]):
+                    if args.settle > 0:
+                        time.sleep(args.settle)
+                    res = kids[lib].ask(op="time", reps=reps[lib])
+                    if "t" in res:
+                        times[lib].append(res["t"])
+            flops = 2.0 * M * N * K
             row = {"group": group, "case": label, "op": op, "M": M, "K": K, "N": N,
                    "dtype": dtype_name, "threads": threads, "max_rel_err": err}
             for name in ("neurocore", "numpy"):
@@ -139,23 +189,25 @@ def worker(args) -> dict:
                                  "us": C.median(ts) * 1e6, "rounds_gflops": gf}
                 else:
                     row[name] = None
-            if row["neurocore"] and row["numpy"]:
-                row["ratio"] = row["neurocore"]["gflops"] / row["numpy"]["gflops"]
-            else:
-                row["ratio"] = None
+            row["ratio"] = (row["neurocore"]["gflops"] / row["numpy"]["gflops"]
+                            if row["neurocore"] and row["numpy"] else None)
             results.append(row)
             print(f"  [{threads}t {dtype_name}] {label:>22} {op}  "
                   f"nc={_g(row['neurocore'])}  np={_g(row['numpy'])}  "
                   f"ratio={C.fmt(row['ratio'], 2)}", file=sys.stderr, flush=True)
-    return {"threads": threads, "cores": cores, "rounds": rounds, "min_time_s": min_time,
-            "blas": info, "numpy_kernel": C.numpy_blas_kernel(info),
-            "numpy_version": np.__version__, "neurocore_cpu_info": nc_info,
-            "neurocore_error": nc_error, "results": results,
-            "env": {k: os.environ.get(k) for k in C.THREAD_VARS + C.OPENBLAS_OVERRIDES}}
-
-
-def _g(d):
-    return "-" if not d else f"{d['gflops']:.1f}"
+    other = mon.other_cores([ch.proc.pid for ch in kids.values()])
+    meta = {lib: ch.hello for lib, ch in kids.items()}
+    for ch in kids.values():
+        ch.close()
+    npm = meta.get("numpy", {})
+    return {"threads": threads, "cores": next(iter(meta.values()), {}).get("cores"),
+            "rounds": rounds, "min_time_s": min_time, "settle_s": args.settle,
+            "blas": npm.get("blas"), "numpy_kernel": npm.get("numpy_kernel", "-"),
+            "numpy_version": npm.get("numpy_version"),
+            "neurocore_cpu_info": meta.get("neurocore", {}).get("cpu_info"),
+            "neurocore_module": meta.get("neurocore", {}).get("module_file"),
+            "neurocore_error": notes.get("neurocore"), "quiet_wait": quiet,
+            "background_cpu_cores": other, "results": results}
 
 
 # --------------------------------------------------------------------------- parent
@@ -164,8 +216,9 @@ def print_tables(runs):
     for run in runs:
         print(f"\n### GEMM, {run['threads']} thread(s) (cores {run['cores']}), "
               f"median of {run['rounds']} rounds")
-        print(f"NumPy BLAS: {run['numpy_kernel']}; neurocore ISA: "
-              f"{(run['neurocore_cpu_info'] or {}).get('isa', '-')}")
+        print(f"\nNumPy BLAS: {run['numpy_kernel']}; neurocore ISA: "
+              f"{(run['neurocore_cpu_info'] or {}).get('isa', '-')}; background load from "
+              f"other programs: {run['background_cpu_cores']:.2f} cores")
         if run["neurocore_error"]:
             print(f"note: {run['neurocore_error']}")
         print()
@@ -195,33 +248,34 @@ def main(argv=None):
     p.add_argument("--quick", action="store_true", help="fewer sizes and rounds")
     p.add_argument("--rounds", type=int, default=0, help="override the number of rounds")
     p.add_argument("--out", default=os.path.join(HERE, "results_gemm.json"))
+    p.add_argument("--settle", type=float, default=0.02,
+                   help="pause (s) before each timed batch so the other library's idle "
+                        "threads stop spinning (default 0.02)")
+    p.add_argument("--wait-quiet", type=float, default=60.0,
+                   help="before each thread count, wait up to this many seconds for other "
+                        "programs to use < 0.3 cores (0: don't wait; default 60)")
     p.add_argument("--worker", type=int, default=0, help=argparse.SUPPRESS)
+    p.add_argument("--serve", default="", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     args.dtype = [d.strip() for d in args.dtype.split(",") if d.strip()]
     for d in args.dtype:
         if d not in ("float32", "float64"):
             raise SystemExit(f"--dtype: expected float32 and/or float64, got {d!r}")
 
-    if args.worker:
-        import json
-        print(json.dumps(worker(args)))
+    if args.serve:
+        serve(args.serve, args.worker)
         return
 
     t_start = time.time()
     runs = []
     for t in C.parse_threads(args.threads):
         print(f"--- {t} thread(s) ---", file=sys.stderr, flush=True)
-        wargs = ["--worker", str(t), "--dtype", ",".join(args.dtype)]
-        if args.quick:
-            wargs.append("--quick")
-        if args.rounds:
-            wargs += ["--rounds", str(args.rounds)]
-        env = C.child_env(t, unset_openblas_overrides=True)
-        runs.append(C.run_worker(os.path.abspath(__file__), wargs, env))
+        runs.append(run_threads(args, t))
     print_tables(runs)
     data = {"benchmark": "gemm", "machine": C.machine_info(),
             "parent_openblas_env": C.openblas_env_report(),
-            "openblas_env_in_workers": "OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE unset",
+            "openblas_env_note": "OPENBLAS_CORETYPE/OPENBLAS_L2_SIZE unset only in the numpy "
+                                 "child; the neurocore child keeps the environment",
             "quick": args.quick, "wall_s": time.time() - t_start, "runs": runs}
     C.write_json(args.out, data)
     print(f"\nwrote {args.out} ({time.time() - t_start:.0f} s)")

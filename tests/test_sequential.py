@@ -19,8 +19,10 @@ STACKS = {
     "activation_first": lambda: [nc.ReLU(), nc.Dense(5, 4), nc.Identity(), nc.Dense(4, 3)],
     "wide": lambda: [nc.Dense(33, 70), nc.ReLU(), nc.Dense(70, 17), nc.Tanh(), nc.Dense(17, 9)],
     "single_dense": lambda: [nc.Dense(3, 2)],
+    "softmax_inside": lambda: [nc.Dense(5, 6), nc.Softmax(), nc.Dense(6, 3)],
+    "stacked_activations": lambda: [nc.Dense(5, 6), nc.ReLU(), nc.Tanh(), nc.Dense(6, 2), nc.Sigmoid()],
 }
-BATCHES = [1, 5, 73]
+BATCHES = [1, 5, 73, 2, 300, 3]  # growing and shrinking: the model's buffers must follow
 
 
 def in_features(model):
@@ -297,3 +299,69 @@ def test_predict_and_evaluate(dtype, rng):
     assert res["accuracy"] == pytest.approx(acc, abs=1e-12)
     res2 = model.evaluate(x, y, loss=nc.CrossEntropyLoss())
     assert res2["loss"] == pytest.approx(res["loss"], rel=1e-6)
+
+
+def test_layers_wider_than_gemm_blocks(rng):
+    """A layer wider than NC (2040/4080) and a batch taller than MC: every GEMM block loop runs."""
+    for dtype in (np.float32, np.float64):
+        model = nc.Sequential([nc.Dense(300, 4100), nc.ReLU(), nc.Dense(4100, 3)], dtype=np.dtype(dtype).name,
+                              seed=0)
+        randomize_biases(model, rng)
+        specs = ref.layer_specs(model)
+        x = rng.standard_normal((150, 300)).astype(dtype)
+        out = model.forward(x)
+        expected, cache = ref.seq_forward(specs, x)
+        assert_close(out, expected, dtype, factor=4.0, err_msg="forward")
+        gout = rng.standard_normal(out.shape).astype(dtype)
+        gx = model.backward(gout)
+        exp_gx, exp_grads = ref.seq_backward(specs, cache, gout)
+        assert_close(gx, exp_gx, dtype, factor=4.0, err_msg="dx")
+        for i, (g, e) in enumerate(zip(model.gradients(), exp_grads)):
+            assert_close(g, e, dtype, factor=4.0, err_msg=f"grad {i}")
+
+
+def test_predict_and_evaluate_do_not_disturb_backward(dtype, rng):
+    """forward(x); predict(other); backward(g) must give the gradients of forward(x)."""
+    model = make("wide", dtype)
+    x = rng.standard_normal((20, 33)).astype(dtype)
+    other = rng.standard_normal((50, 33)).astype(dtype)
+    gout = rng.standard_normal((20, 9)).astype(dtype)
+    model.forward(x)
+    expected_gx = model.backward(gout)
+    expected = [g.copy() for g in model.gradients()]
+    model.forward(x)
+    model.predict(other, batch_size=16)
+    model.evaluate(other, rng.integers(0, 9, size=50), loss="cross_entropy", batch_size=16)
+    gx = model.backward(gout)
+    assert np.array_equal(gx, expected_gx)
+    for a, b in zip(model.gradients(), expected):
+        assert np.array_equal(a, b)
+
+
+def test_evaluate_does_not_depend_on_batch_size(dtype, rng):
+    model = make("wide", dtype)
+    x = rng.standard_normal((50, 33)).astype(dtype)
+    y = rng.integers(0, 9, size=50)
+    whole = model.evaluate(x, y, loss="cross_entropy", batch_size=1024)
+    for bs in (1, 7, 49):
+        part = model.evaluate(x, y, loss="cross_entropy", batch_size=bs)
+        assert part["loss"] == pytest.approx(whole["loss"], rel=1e-5 if dtype == np.float32 else 1e-12), bs
+        assert part["accuracy"] == pytest.approx(whole["accuracy"], abs=1e-12), bs
+    t = rng.standard_normal((50, 9)).astype(dtype)
+    whole = model.evaluate(x, t, loss="mse")
+    assert "accuracy" not in whole
+    for bs in (1, 7, 49):
+        part = model.evaluate(x, t, loss="mse", batch_size=bs)
+        assert part["loss"] == pytest.approx(whole["loss"], rel=1e-5 if dtype == np.float32 else 1e-12), bs
+
+
+@pytest.mark.parametrize("loss,last,threshold", [("bce", nc.Sigmoid, 0.5), ("bce_with_logits", None, 0.0)])
+def test_evaluate_binary_accuracy(dtype, rng, loss, last, threshold):
+    layers = [nc.Dense(6, 5), nc.Tanh(), nc.Dense(5, 3)] + ([last()] if last else [])
+    model = nc.Sequential(layers, dtype=dtype.name, seed=0)
+    x = rng.standard_normal((40, 6)).astype(dtype)
+    t = rng.integers(0, 2, size=(40, 3)).astype(dtype)
+    out, _ = ref.seq_forward(ref.layer_specs(model), x)
+    res = model.evaluate(x, t, loss=loss)
+    assert res["loss"] == pytest.approx(ref.LOSSES[loss](out, t)[0], rel=1e-5 if dtype == np.float32 else 1e-12)
+    assert res["accuracy"] == pytest.approx(np.mean((out > threshold) == (t > 0.5)), abs=1e-12)

@@ -50,10 +50,11 @@ struct Epilogue {
     nc::Act act;
 };
 
-// c (MR, NR) = [c +] a (kc, MR panel) . b (kc, NR panel); then optional bias (NR,) and activation.
+// c (MR, NR) = [c +] a (kc, MR panel) . b (kc, NR, row stride ldb); then optional bias (NR,) and activation.
+// ldb is NR for a packed panel, or the row stride of an unpacked row-major B.
 template <typename T>
-void micro_kernel(index_t kc, const T* a, const T* b, T* c, index_t ldc, bool accumulate, const T* bias,
-                  Epilogue ep, T alpha) {
+void micro_kernel(index_t kc, const T* a, const T* b, index_t ldb, T* c, index_t ldc, bool accumulate,
+                  const T* bias, Epilogue ep, T alpha) {
     using V = Vec<T>;
     constexpr int MR = kMR<T>, NV = Tile<T>::nv, L = V::lanes;
     V acc[MR][NV];
@@ -72,7 +73,7 @@ void micro_kernel(index_t kc, const T* a, const T* b, T* c, index_t ldc, bool ac
             for (int v = 0; v < NV; ++v) acc[i][v] = fmadd(ai, bv[v], acc[i][v]);
         }
         a += MR;
-        b += NV * L;
+        b += ldb;
     }
     const V alpha_v = V::set1(alpha);
 #pragma GCC unroll 8
@@ -92,14 +93,14 @@ void micro_kernel(index_t kc, const T* a, const T* b, T* c, index_t ldc, bool ac
 
 // One MR x NR tile of C; partial tiles go through a zero-padded stack tile so the micro-kernel has no edges.
 template <typename T>
-void compute_tile(const nc::GemmCall<T>& g, const T* ap, const T* bp, index_t i, index_t j, index_t kc,
-                  bool accumulate, Epilogue ep) {
+void compute_tile(const nc::GemmCall<T>& g, const T* ap, const T* bp, index_t ldb, index_t i, index_t j,
+                  index_t kc, bool accumulate, Epilogue ep) {
     constexpr int MR = kMR<T>, NR = kNR<T>;
     const index_t rows = min_i(MR, g.m - i), cols = min_i(NR, g.n - j);
     T* c = g.c + i * g.ldc + j;
     const T* bias = (ep.apply && g.bias) ? g.bias + j : nullptr;
     if (rows == MR && cols == NR) {
-        micro_kernel(kc, ap, bp, c, g.ldc, accumulate, bias, ep, g.alpha);
+        micro_kernel(kc, ap, bp, ldb, c, g.ldc, accumulate, bias, ep, g.alpha);
         return;
     }
     alignas(64) T tile[MR * NR];
@@ -111,9 +112,12 @@ void compute_tile(const nc::GemmCall<T>& g, const T* ap, const T* bp, index_t i,
     if (accumulate) {
         for (index_t r = 0; r < rows; ++r) memcpy(tile + r * NR, c + r * g.ldc, sizeof(T) * cols);
     }
-    micro_kernel(kc, ap, bp, tile, NR, accumulate, bias, ep, g.alpha);
+    micro_kernel(kc, ap, bp, ldb, tile, NR, accumulate, bias, ep, g.alpha);
     for (index_t r = 0; r < rows; ++r) memcpy(c + r * g.ldc, tile + r * NR, sizeof(T) * cols);
 }
+
+// Up to this many rows of A, a row-major B is read in place instead of packed (measured, bench_gemm.py).
+constexpr index_t kDirectBMaxRows = 64;
 
 // Threads only pay off with enough work each: about 2 MFLOP per extra thread (measured, see benchmarks/).
 inline int gemm_threads(index_t m, index_t n, index_t k, int threads) {
@@ -151,8 +155,11 @@ void gemm(const nc::GemmCall<T>& g, T* workspace, index_t workspace_elems, int t
     b_pack += (64 - reinterpret_cast<uintptr_t>(b_pack) % 64) % 64 / sizeof(T);
     const int nt = gemm_threads(g.m, g.n, g.k, threads);
 
-#pragma omp parallel num_threads(nt) if (nt > 1)
-    {
+    // With few rows of A each B panel is used only a few times, so packing it costs more than it
+    // saves: a row-major B is then read in place (ldb = its row stride) and only a partial edge
+    // panel is packed, zero-padded.
+    const bool direct_b = g.csb == 1 && g.m <= kDirectBMaxRows;
+    auto run = [&]() {
         // loop 5: jc over NC-wide column blocks of C
         for (index_t jc = 0; jc < g.n; jc += Tile<T>::nc) {
             const index_t ncb = min_i(Tile<T>::nc, g.n - jc);
@@ -165,8 +172,9 @@ void gemm(const nc::GemmCall<T>& g, T* workspace, index_t workspace_elems, int t
 #pragma omp for schedule(static)
                 for (index_t p = 0; p < n_panels; ++p) {
                     const index_t j = jc + p * NR;
-                    pack_b_panel(b_pack + p * NR * kc, g.b + pc * g.rsb + j * g.csb, g.rsb, g.csb,
-                                 min_i(NR, g.n - j), kc);
+                    const index_t cols = min_i(NR, g.n - j);
+                    if (direct_b && cols == NR) continue;
+                    pack_b_panel(b_pack + p * NR * kc, g.b + pc * g.rsb + j * g.csb, g.rsb, g.csb, cols, kc);
                 }
                 // loop 3: ic over MC-tall row blocks of C
                 for (index_t ic = 0; ic < g.m; ic += Tile<T>::mc) {
@@ -182,12 +190,21 @@ void gemm(const nc::GemmCall<T>& g, T* workspace, index_t workspace_elems, int t
 #pragma omp for schedule(static) collapse(2)
                     for (index_t jr = 0; jr < n_panels; ++jr) {
                         for (index_t ir = 0; ir < m_panels; ++ir) {
-                            compute_tile(g, a_pack + ir * MR * kc, b_pack + jr * NR * kc, ic + ir * MR,
-                                         jc + jr * NR, kc, !first, ep);
+                            const index_t j = jc + jr * NR;
+                            const bool in_place = direct_b && g.n - j >= NR;
+                            const T* bp = in_place ? g.b + pc * g.rsb + j : b_pack + jr * NR * kc;
+                            compute_tile(g, a_pack + ir * MR * kc, bp, in_place ? g.rsb : index_t(NR),
+                                         ic + ir * MR, j, kc, !first, ep);
                         }
                     }
                 }
             }
         }
+    };
+    if (nt > 1) {
+#pragma omp parallel num_threads(nt)
+        run();
+    } else {
+        run();  // no parallel region at all: its fork/join is a visible cost on small products
     }
 }
