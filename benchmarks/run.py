@@ -68,14 +68,8 @@ def make_data(sizes, n, seed=0):
 
 def serve(fw: str, threads: int, quick: bool) -> None:
     """Long-lived child: read one JSON command per stdin line, answer one JSON line."""
-    proto = os.fdopen(os.dup(1), "w", buffering=1)
-    os.dup2(2, 1)  # anything the frameworks print goes to stderr
+    reply, commands = C.child_protocol()
     cores = C.pin_to_cores(threads)
-
-    def reply(obj):
-        proto.write(json.dumps(obj) + "\n")
-        proto.flush()
-
     import frameworks as FW
     why = FW.available(fw)
     hello = {"framework": fw, "cores": cores, "pid": os.getpid(), "error": why}
@@ -103,13 +97,10 @@ def serve(fw: str, threads: int, quick: bool) -> None:
     steps = 0
     preds, x_pred = {}, None
     peak_fn = None
-    for line in sys.stdin:
-        cmd = json.loads(line)
+    for cmd in commands:
         op = cmd["op"]
         try:
-            if op == "quit":
-                break
-            elif op == "setup_train":
+            if op == "setup_train":
                 trainer = None
                 _, sizes, batch, n_full, n_quick = NETS[cmd["net"]]
                 n = n_quick if quick else n_full
@@ -193,92 +184,24 @@ def _vmrss_kb() -> int:
 
 # =========================================================================== parent side
 
-class Child:
-    def __init__(self, fw, threads, quick):
-        self.fw = fw
-        env = C.child_env(threads, unset_openblas_overrides=fw in ("numpy", "sklearn"))
-        env.setdefault("JAX_PLATFORMS", "cpu")
-        cmd = [sys.executable, os.path.abspath(__file__), "--serve", fw, "--worker",
-               str(threads)] + (["--quick"] if quick else [])
-        self.proc = subprocess.Popen(cmd, env=env, stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE, text=True, bufsize=1)
-        self.hello = self._read()
-        self.env = {k: env.get(k) for k in C.THREAD_VARS + C.OPENBLAS_OVERRIDES
-                    + ("XLA_FLAGS",)}
-
-    def _read(self):
-        line = self.proc.stdout.readline()
-        if not line:
-            raise RuntimeError(f"{self.fw} child exited (code {self.proc.wait()})")
-        return json.loads(line)
-
-    def ask(self, **cmd):
-        self.proc.stdin.write(json.dumps(cmd) + "\n")
-        self.proc.stdin.flush()
-        return self._read()
-
-    def close(self):
-        try:
-            if self.proc.poll() is None:
-                self.proc.stdin.write('{"op": "quit"}\n')
-                self.proc.stdin.flush()
-                self.proc.stdin.close()
-            self.proc.wait(timeout=30)
-        except Exception:
-            self.proc.kill()
-            self.proc.wait()
-
-
-class CpuMonitor:
-    """Estimate CPU time used by other programs while we measure: busy time of the
-    whole machine (/proc/stat) minus the CPU time of our own children."""
-
-    @staticmethod
-    def _busy():
-        with open("/proc/stat") as fh:
-            v = [int(x) for x in fh.readline().split()[1:]]
-        idle = v[3] + v[4]
-        return (sum(v[:8]) - idle) / os.sysconf("SC_CLK_TCK")
-
-    def __enter__(self):
-        self.t0 = time.time()
-        self.b0 = self._busy()
-        r = resource.getrusage(resource.RUSAGE_CHILDREN)
-        self.c0 = r.ru_utime + r.ru_stime
-        self.p0 = time.process_time()
-        return self
-
-    def result(self, live_children=()):
-        """Fraction of one core used by others, averaged over the wall time.  CPU time of
-        children still running is read from /proc/<pid>/stat."""
-        wall = time.time() - self.t0
-        busy = self._busy() - self.b0
-        r = resource.getrusage(resource.RUSAGE_CHILDREN)
-        ours = r.ru_utime + r.ru_stime - self.c0
-        ours += sum(_proc_cpu(p) for p in live_children)
-        ours += time.process_time() - self.p0  # the parent itself (tiny)
-        return max(0.0, (busy - ours) / wall) if wall > 0 else 0.0
-
-    def __exit__(self, *a):
-        return False
-
-
-def _proc_cpu(pid) -> float:
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            f = fh.read().rsplit(")", 1)[1].split()
-        return (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
-    except OSError:
-        return 0.0
+def start_child(fw, threads, quick):
+    env = C.child_env(threads, unset_openblas_overrides=fw in ("numpy", "sklearn"))
+    env.setdefault("JAX_PLATFORMS", "cpu")
+    cmd = [sys.executable, os.path.abspath(__file__), "--serve", fw, "--worker",
+           str(threads)] + (["--quick"] if quick else [])
+    ch = C.Child(fw, cmd, env)
+    ch.env = {k: env.get(k) for k in C.THREAD_VARS + C.OPENBLAS_OVERRIDES + ("XLA_FLAGS",)}
+    return ch
 
 
 def run_thread_count(args, threads) -> dict:
     wanted = list(dict.fromkeys(args.frameworks + ["sklearn"]))
     children, skipped = {}, {}
-    mon = CpuMonitor().__enter__()
+    quiet = C.wait_for_quiet(args.wait_quiet) if args.wait_quiet > 0 else None
+    mon = C.CpuMonitor()
     for fw in wanted:
         try:
-            ch = Child(fw, threads, args.quick)
+            ch = start_child(fw, threads, args.quick)
         except Exception as exc:
             skipped[fw] = str(exc)
             continue
@@ -407,7 +330,7 @@ def run_thread_count(args, threads) -> dict:
 
     latency = bench_predict(LATENCY_NETS, 1)
     batched = bench_predict([BATCHED_NET], BATCHED_SIZE)
-    background = mon.result([ch.proc.pid for ch in children.values()])
+    background = mon.other_cores([ch.proc.pid for ch in children.values()])
 
     meta = {fw: {k: v for k, v in ch.hello.items() if k != "error"}
             for fw, ch in children.items()}
@@ -421,7 +344,7 @@ def run_thread_count(args, threads) -> dict:
             "neurocore_cpu_info": (meta.get("neurocore") or {}).get("cpu_info"),
             "children": meta, "skipped": skipped, "training": training,
             "latency_batch1": latency, "predict_batched": batched,
-            "background_cpu_cores": background,
+            "background_cpu_cores": background, "quiet_wait": quiet,
             "env": {fw: ch.env for fw, ch in children.items()}}
 
 
@@ -560,6 +483,9 @@ def main(argv=None):
     p.add_argument("--settle", type=float, default=0.05,
                    help="pause (s) before each timed call so the previous framework's "
                         "spinning threads go idle (default 0.05)")
+    p.add_argument("--wait-quiet", type=float, default=60.0,
+                   help="before each thread count, wait up to this many seconds for other "
+                        "programs to use < 0.3 cores (0: don't wait; default 60)")
     p.add_argument("--no-rss", action="store_true", help="skip the peak-RSS children")
     p.add_argument("--no-import", action="store_true", help="skip the import-time children")
     p.add_argument("--out", default=os.path.join(HERE, "results.json"))

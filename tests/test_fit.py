@@ -224,3 +224,31 @@ def test_regression_r2():
     total = np.sum((y[1000:] - y[1000:].mean()) ** 2)
     r2 = 1 - resid / total
     assert r2 >= 0.9, f"R^2 = {r2:.3f}"
+
+
+def test_training_accuracy_history():
+    """history['accuracy'] is measured on the training batches as they are seen; with a negligible lr it is
+    the accuracy of the initial model."""
+    x, y = task_data("cross_entropy", 64, np.float64)
+    model = build("cross_entropy", np.float64)
+    out, _ = ref.seq_forward(ref.layer_specs(model), x)
+    hist = model.fit(x, y, loss="cross_entropy", optimizer=nc.SGD(lr=1e-12), epochs=2, batch_size=10,
+                     shuffle=True, seed=0, verbose=0)
+    expected = np.mean(np.argmax(out, axis=1) == y)
+    assert hist["accuracy"] == [pytest.approx(expected, abs=1e-12)] * 2
+
+
+def test_batch_size_larger_than_the_data_set():
+    """batch_size > n means one batch of n rows: buffers are sized by the batch actually used, so a huge
+    batch_size neither allocates for rows that do not exist nor changes the result."""
+    x, y = task_data("cross_entropy", 10, np.float64)
+    a, b = build("cross_entropy", np.float64), build("cross_entropy", np.float64)
+    ha = a.fit(x, y, loss="cross_entropy", optimizer=nc.SGD(lr=0.1), epochs=2, batch_size=10, shuffle=False,
+               verbose=0)
+    hb = b.fit(x, y, loss="cross_entropy", optimizer=nc.SGD(lr=0.1), epochs=2, batch_size=2**62, shuffle=False,
+               verbose=0)
+    assert ha["loss"] == hb["loss"]
+    for p, q in zip(a.parameters(), b.parameters()):
+        assert np.array_equal(p, q)
+    ev = b.evaluate(x, y, loss="cross_entropy", batch_size=2**62)
+    assert ev["loss"] == pytest.approx(a.evaluate(x, y, loss="cross_entropy")["loss"], rel=1e-12)

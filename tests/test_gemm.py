@@ -188,3 +188,18 @@ def test_isas_agree_closely(dtype, rng):
     base = outs["baseline"].astype(np.float64)
     for name, out in outs.items():
         assert_close(out, base, dtype, scale=scale, factor=2.0, err_msg=name)
+
+
+def test_isa_forced_by_environment():
+    import os
+    import subprocess
+    import sys
+
+    code = "import neurocore as nc; print(nc.cpu_info()['isa'])"
+    env = dict(os.environ, NEUROCORE_ISA="baseline")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "baseline"
+    env["NEUROCORE_ISA"] = "no_such_isa"
+    bad = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert bad.returncode != 0
+    assert "NEUROCORE_ISA" in bad.stderr and "no_such_isa" in bad.stderr

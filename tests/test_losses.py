@@ -131,3 +131,19 @@ def test_losses_accept_float64_targets_for_float32_outputs(rng):
         assert a[0] == b[0]
         assert np.array_equal(a[1], b[1])
         assert a[0] == pytest.approx(fn(out, t)[0], rel=1e-5)
+
+
+def test_losses_ignore_memory_layout(dtype, rng):
+    z = rng.standard_normal((20, 6)).astype(dtype)
+    p = rng.uniform(0.05, 0.95, size=(20, 6)).astype(dtype)
+    t = rng.uniform(0, 1, size=(20, 6)).astype(dtype)
+    labels = rng.integers(0, 6, size=40)[::2]
+    for loss, out, target in ((nc.MSELoss(), z, t), (nc.BCELoss(), p, t), (nc.BCEWithLogitsLoss(), z, t),
+                              (nc.CrossEntropyLoss(), z, labels)):
+        v1, g1 = loss(out, target)
+        big = np.zeros((40, 12), dtype=dtype)
+        big[::2, ::2] = out
+        v2, g2 = loss(np.asfortranarray(out), np.asfortranarray(target))
+        v3, g3 = loss(big[::2, ::2], target)
+        assert v1 == v2 == v3, type(loss).__name__
+        assert np.array_equal(g1, g2) and np.array_equal(g1, g3), type(loss).__name__

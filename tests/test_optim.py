@@ -96,3 +96,36 @@ def test_weight_decay_applies_to_all_parameters(dtype):
 def test_optimizer_repr():
     text = repr(nc.SGD(lr=0.2, momentum=0.5, nesterov=True, weight_decay=1e-4))
     assert "SGD" in text and "0.2" in text and "0.5" in text
+
+
+def test_optimizer_is_not_shared_between_models(dtype):
+    """One SGD keeps one model's momentum. Reusing it for another model must either raise or start from zero
+    momentum -- never hand over the first model's buffer, whether or not that model still exists."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((32, 4)).astype(dtype)
+    y = rng.integers(0, 3, size=32)
+
+    def make():
+        return nc.Sequential([nc.Dense(4, 8), nc.Tanh(), nc.Dense(8, 3)], dtype=dtype.name, seed=0)
+
+    def train(model, opt):
+        model.fit(x, y, loss="cross_entropy", optimizer=opt, epochs=1, batch_size=8, shuffle=False, verbose=0)
+        return [p.copy() for p in model.parameters()]
+
+    fresh = train(make(), nc.SGD(lr=0.1, momentum=0.9))
+
+    opt = nc.SGD(lr=0.1, momentum=0.9)
+    first = make()
+    train(first, opt)
+    with pytest.raises(ValueError, match="optimizer"):
+        train(make(), opt)  # the first model is alive: its state must not be taken over
+
+    opt = nc.SGD(lr=0.1, momentum=0.9)
+    train(make(), opt)  # this model is garbage as soon as train returns
+    try:
+        reused = train(make(), opt)
+    except ValueError as exc:
+        assert "optimizer" in str(exc)
+    else:
+        for a, b in zip(reused, fresh):
+            assert np.array_equal(a, b), "the new model started with the old model's momentum"

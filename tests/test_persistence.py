@@ -230,3 +230,38 @@ def test_load_rejects_wrong_parameter_size(tmp_path):
         arrays[biggest] = arrays[biggest].reshape(-1)[:-1].copy()
 
     _expect_load_error(_rewrite(tmp_path, "short_params.npz", mutate))
+
+
+def test_load_checks_the_file_before_allocating(tmp_path):
+    """A tiny corrupt file whose header claims a 30000 x 30000 layer (parameters stored: a 3 x 2 matrix) must
+    be rejected as invalid, not make load allocate gigabytes first: run under a 2 GB address-space limit."""
+    import json
+    import subprocess
+    import sys
+
+    src = tmp_path / "src.npz"
+    nc.Sequential([nc.Dense(3, 2)], seed=0).save(src)
+    with np.load(src, allow_pickle=False) as f:
+        arrays = {k: f[k] for k in f.files}
+    header_key = next(k for k in arrays if arrays[k].dtype == np.uint8)
+    header = json.loads(bytes(arrays[header_key]).decode("utf-8"))
+    header["layers"][0].update(in_features=30000, out_features=30000)
+    arrays[header_key] = np.frombuffer(json.dumps(header).encode("utf-8"), dtype=np.uint8)
+    bad = tmp_path / "claims_huge_layer.npz"
+    np.savez(bad, **arrays)
+    code = (
+        "import resource, sys\n"
+        "resource.setrlimit(resource.RLIMIT_AS, (2 << 30, 2 << 30))\n"
+        "import neurocore as nc\n"
+        "try:\n"
+        "    nc.load(sys.argv[1])\n"
+        "except (OSError, ValueError) as e:\n"
+        "    print('ok' if 'claims_huge_layer' in str(e) else 'unnamed: ' + str(e))\n"
+        "except BaseException as e:\n"
+        "    print('wrong error: ' + type(e).__name__ + ': ' + str(e))\n"
+        "else:\n"
+        "    print('loaded')\n"
+    )
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    out = subprocess.run([sys.executable, "-c", code, str(bad)], capture_output=True, text=True, env=env)
+    assert out.stdout.strip() == "ok", out.stdout + out.stderr

@@ -203,7 +203,7 @@ TrainProgress Network<T>::train(const TrainRequest<T>& req) {
     using clock = std::chrono::steady_clock;
     const auto start_time = clock::now();
     TrainProgress prog;
-    reserve(req.batch_size);
+    reserve(req.batch_size < req.n ? req.batch_size : req.n);  // buffers for the rows that exist
     const KernelTable<T>& kt = kernels<T>();
     const int threads = num_threads();
     const index_t n_steps = (req.n + req.batch_size - 1) / req.batch_size;

@@ -67,14 +67,24 @@ def load(path):
             raise ValueError("missing neurocore header")
         if header.get("version") != _VERSION:
             raise ValueError(f"format version {header.get('version')} is not supported (this is {_VERSION})")
-        model = Sequential([layer_from_config(c) for c in header["layers"]], dtype=header["dtype"])
-        params = model.parameters()
-        for i, p in enumerate(params):
+        layers = [layer_from_config(c) for c in header["layers"]]
+        dtype = np.dtype(header["dtype"])
+        # Check the stored arrays against the architecture before building it, so a corrupt header
+        # cannot make load allocate a huge model.
+        expected = []
+        for layer in layers:
+            if hasattr(layer, "in_features"):
+                expected.append((layer.in_features, layer.out_features))
+                if layer.use_bias:
+                    expected.append((layer.out_features,))
+        for i, shape in enumerate(expected):
             a = arrays[f"param_{i}"]
-            if a.shape != p.shape or a.dtype != p.dtype:
-                raise ValueError(f"parameter {i} is {a.dtype}{a.shape}, expected {p.dtype}{p.shape}")
-        if f"param_{len(params)}" in arrays:
+            if a.shape != shape or a.dtype != dtype:
+                raise ValueError(f"parameter {i} is {a.dtype}{a.shape}, expected {dtype}{shape}")
+        if f"param_{len(expected)}" in arrays:
             raise ValueError("more parameters than the architecture has")
+        model = Sequential(layers, dtype=dtype.name)
+        params = model.parameters()
         opt = optimizer_from_config(header["optimizer"]) if header.get("optimizer") else None
     except (ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile, UnicodeDecodeError, OSError) as exc:
         raise ValueError(f"{path}: not a valid neurocore model file ({type(exc).__name__}: {exc})") from None

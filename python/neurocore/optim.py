@@ -62,10 +62,11 @@ class SGD:
             return
         if current is not None:
             raise ValueError("this optimizer already holds the state of another model; create one optimizer per model")
+        # A new model (including one after the previous model was freed) starts from zero momentum.
         self._model = weakref.ref(model)
+        self.velocity = None
         size = model._net.n_params  # the flat buffer's length (tensors padded to 64-byte boundaries)
-        if self.momentum > 0 and (self.velocity is None or self.velocity.shape != (size,)
-                                  or self.velocity.dtype != model.dtype):
+        if self.momentum > 0:
             self.velocity = np.zeros(size, dtype=model.dtype)
 
     def _kernel_args(self):
