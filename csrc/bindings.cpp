@@ -237,7 +237,7 @@ void bind_network(py::module_& m, const char* name) {
             n.sgd_step(sgd_params(lr, momentum, weight_decay, nesterov), v);
         })
         .def("train_steps", [](Net& n, CArray<T> x, py::array y, Labels order, index_t batch_size, index_t first_step,
-                               index_t max_steps, double time_budget, const std::string& loss, double lr, double momentum,
+                               index_t max_steps, double time_budget, double loss_sum, const std::string& loss, double lr, double momentum,
                                double weight_decay, bool nesterov, std::optional<py::array_t<T, py::array::c_style>> velocity) {
             require_2d(x, "X");
             const index_t rows = x.shape(0);
@@ -267,6 +267,7 @@ void bind_network(py::module_& m, const char* name) {
             req.first_step = first_step;
             req.max_steps = max_steps;
             req.time_budget_s = time_budget;
+            req.loss_sum = loss_sum;
             req.sgd = sgd_params(lr, momentum, weight_decay, nesterov);
             req.velocity = velocity_ptr(velocity, n.n_params());
             typename Net::Lock lock(n);

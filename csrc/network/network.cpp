@@ -203,6 +203,7 @@ TrainProgress Network<T>::train(const TrainRequest<T>& req) {
     using clock = std::chrono::steady_clock;
     const auto start_time = clock::now();
     TrainProgress prog;
+    prog.loss_sum = req.loss_sum;
     reserve(req.batch_size < req.n ? req.batch_size : req.n);  // buffers for the rows that exist
     const KernelTable<T>& kt = kernels<T>();
     const int threads = num_threads();

@@ -36,6 +36,7 @@ struct TrainRequest {
     const std::int64_t* order = nullptr;  // (n,) the epoch's visiting order
     index_t n = 0, batch_size = 1, first_step = 0, max_steps = 0;
     double time_budget_s = 0.1;           // return after this long so Python can see Ctrl-C
+    double loss_sum = 0.0;                // running sum of the epoch's batch losses so far (fixed order)
     LossKind loss = LossKind::mse;
     SgdParams sgd{};
     T* velocity = nullptr;                // (n_params,) momentum buffer, or nullptr
@@ -43,7 +44,7 @@ struct TrainRequest {
 
 struct TrainProgress {
     index_t steps = 0;           // completed steps (each one updated the parameters)
-    double loss_sum = 0.0;       // sum of their batch losses
+    double loss_sum = 0.0;       // the request's running sum plus these steps' losses, added in step order
     index_t correct = 0;         // correct predictions in those steps (classification losses)
     bool nonfinite = false;      // the next step's loss was NaN/Inf: stopped before updating
     double bad_loss = 0.0;

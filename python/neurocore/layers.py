@@ -19,13 +19,14 @@ class Layer:
 
     _model = None
 
-    def _bind(self, model, index: int) -> None:
+    def _bind(self, model, index: int, views: dict | None = None) -> None:
         if self._model is not None and self._model() is not None and self._model() is not model:
             raise ValueError(f"{self!r} already belongs to another Sequential; create a new layer for each model")
         import weakref
 
-        self._model = weakref.ref(model)
+        self._model = weakref.ref(model)   # ownership only: the views keep the memory alive
         self._index = index
+        self._views_dict = views if views is not None else {}
 
     def config(self) -> dict:
         raise NotImplementedError
@@ -74,10 +75,9 @@ class Dense(Layer):
         return {"type": "Dense", "in_features": self.in_features, "out_features": self.out_features, "bias": self.use_bias}
 
     def _views(self):
-        model = self._model() if self._model is not None else None
-        if model is None:
+        if self._model is None:
             raise RuntimeError(f"{self!r} is not part of a Sequential yet: its parameters exist once the model is built")
-        return model._layer_views[self._index]
+        return self._views_dict
 
     @property
     def weight(self) -> np.ndarray:

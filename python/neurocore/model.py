@@ -74,7 +74,7 @@ class Sequential:
                 views["bias"] = self._params[b:b + n_out]
                 views["grad_bias"] = grads[b:b + n_out]
             self._layer_views.append(views)
-            layer._bind(self, i)
+            layer._bind(self, i, views)
         self._initialise(np.random.default_rng(seed))
 
     # ----------------------------------------------------------------------------------------------
@@ -271,11 +271,10 @@ class Sequential:
         step, loss_sum, correct = 0, 0.0, 0
         with EpochProgress(n, epoch, epochs, enabled=verbose > 0) as bar:
             while step < n_steps:
-                done, batch_sum, nonfinite, bad, bad_row, batch_correct = self._net.train_steps(
-                    x, target, order, batch_size, step, n_steps - step, _STEP_BUDGET_S, loss.kind,
+                done, loss_sum, nonfinite, bad, bad_row, batch_correct = self._net.train_steps(
+                    x, target, order, batch_size, step, n_steps - step, _STEP_BUDGET_S, loss_sum, loss.kind,
                     *optimizer._kernel_args(), optimizer.velocity)
                 step += done
-                loss_sum += batch_sum
                 correct += batch_correct
                 bar.advance(min(step * batch_size, n), loss_sum / max(step, 1))
                 if bad_row >= 0:
