@@ -213,9 +213,15 @@ def run_thread_count(args, threads) -> dict:
     for fw, why in skipped.items():
         print(f"  [{threads}t] {fw} skipped: {why}", file=sys.stderr, flush=True)
 
-    def settle():
-        if args.settle > 0:
-            time.sleep(args.settle)
+    retried = [0]
+    settler = C.Settler(args.settle)
+
+    def timed(ch, **cmd):
+        res, other, tries = C.quiet_ask(ch, retries=args.retries,
+                                        settle=settler.pause_for(ch.name), **cmd)
+        retried[0] += tries - 1
+        res["other_cores"] = other
+        return res
 
     def rotate(seq, r):
         k = r % max(1, len(seq))
@@ -226,8 +232,7 @@ def run_thread_count(args, threads) -> dict:
     peak_vals = {fw: [] for fw in peak_src}
     for r in range(max(3, args.rounds)):
         for fw in rotate(peak_src, r):
-            settle()
-            res = children[fw].ask(op="peak", min_time=0.05 if args.quick else 0.2)
+            res = timed(children[fw], op="peak", min_time=0.05 if args.quick else 0.2)
             if "gflops" in res:
                 peak_vals[fw].append(res["gflops"])
     peak_med = {fw: C.median(v) for fw, v in peak_vals.items() if v}
@@ -244,7 +249,6 @@ def run_thread_count(args, threads) -> dict:
         name, sizes, batch, _, _ = NETS[key]
         ready, notes, info = [], {}, {}
         for fw in train_fws:
-            settle()
             res = children[fw].ask(op="setup_train", net=key)
             if res.get("ok"):
                 ready.append(fw)
@@ -256,8 +260,7 @@ def run_thread_count(args, threads) -> dict:
         losses = {fw: [] for fw in ready}
         for r in range(args.rounds):
             for fw in rotate(ready, r):
-                settle()
-                res = children[fw].ask(op="epoch")
+                res = timed(children[fw], op="epoch")
                 if "t" in res:
                     times[fw].append(res["t"])
                     losses[fw].append(res["loss"])
@@ -313,8 +316,7 @@ def run_thread_count(args, threads) -> dict:
             min_time = 0.02 if args.quick else 0.08
             for r in range(args.rounds + 2):
                 for e in rotate(entries, r):
-                    settle()
-                    res = children[e[0]].ask(op="predict", name=e[1], min_time=min_time)
+                    res = timed(children[e[0]], op="predict", name=e[1], min_time=min_time)
                     if "t" in res:
                         ts[e].append(res["t"])
             fl = forward_flops(sizes) * batch
@@ -345,6 +347,7 @@ def run_thread_count(args, threads) -> dict:
             "children": meta, "skipped": skipped, "training": training,
             "latency_batch1": latency, "predict_batched": batched,
             "background_cpu_cores": background, "quiet_wait": quiet,
+            "retried_measurements": retried[0],
             "env": {fw: ch.env for fw, ch in children.items()}}
 
 
@@ -397,7 +400,8 @@ def print_tables(data):
               f"(1024^3 float32, best median of neurocore/NumPy): {peak['gflops']:.1f} "
               f"GFLOP/s [" + ", ".join(f"{k} {v:.1f}" for k, v in
                                        peak["per_library"].items()) + "]; "
-              f"background load from other programs: {run['background_cpu_cores']:.2f} cores")
+              f"background load from other programs: {run['background_cpu_cores']:.2f} cores; "
+              f"measurements retried because of it: {run.get('retried_measurements', 0)}")
         for fw, why in run["skipped"].items():
             print(f"note: {fw} skipped ({why})")
         print("\n### Training throughput (one shuffled epoch per round)\n")
@@ -481,11 +485,14 @@ def main(argv=None):
     p.add_argument("--rounds", type=int, default=0,
                    help="rounds per measurement (default 5, 3 with --quick)")
     p.add_argument("--settle", type=float, default=0.05,
-                   help="pause (s) before each timed call so the previous framework's "
-                        "spinning threads go idle (default 0.05)")
+                   help="pause (s) before each timed call (default 0.05; 0.15 after the "
+                        "NumPy/sklearn children, whose idle OpenBLAS threads spin ~0.1 s)")
     p.add_argument("--wait-quiet", type=float, default=60.0,
                    help="before each thread count, wait up to this many seconds for other "
                         "programs to use < 0.3 cores (0: don't wait; default 60)")
+    p.add_argument("--retries", type=int, default=3,
+                   help="re-time a call (up to N more times) when other programs used "
+                        ">0.25 cores while it ran; keep the least disturbed (default 3)")
     p.add_argument("--no-rss", action="store_true", help="skip the peak-RSS children")
     p.add_argument("--no-import", action="store_true", help="skip the import-time children")
     p.add_argument("--out", default=os.path.join(HERE, "results.json"))

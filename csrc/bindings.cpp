@@ -27,10 +27,11 @@ using Labels = py::array_t<std::int64_t, py::array::c_style | py::array::forceca
 nc::Act parse_act(const std::string& name) {
     static const std::pair<const char*, nc::Act> names[] = {
         {"identity", nc::Act::identity}, {"sigmoid", nc::Act::sigmoid}, {"tanh", nc::Act::tanh},
-        {"relu", nc::Act::relu},         {"leaky_relu", nc::Act::leaky_relu}, {"softmax", nc::Act::softmax}};
+        {"relu", nc::Act::relu},         {"leaky_relu", nc::Act::leaky_relu}, {"softmax", nc::Act::softmax},
+        {"elu", nc::Act::elu},           {"gelu", nc::Act::gelu}};
     for (const auto& [n, a] : names)
         if (name == n) return a;
-    throw py::value_error("unknown activation '" + name + "'; expected identity, sigmoid, tanh, relu, leaky_relu or softmax");
+    throw py::value_error("unknown activation '" + name + "'; expected identity, sigmoid, tanh, relu, leaky_relu, softmax, elu or gelu");
 }
 
 nc::LossKind parse_loss(const std::string& name) {
@@ -104,7 +105,9 @@ py::array_t<T> act_backward_entry(const std::string& name, CArray<T> y, CArray<T
     const nc::Act act = parse_act(name);
     auto dx = new_matrix<T>(y.shape(0), y.shape(1));
     py::gil_scoped_release nogil;
+    // GELU's derivative is a function of its input: for "gelu", `y` is the forward's input x.
     if (reference) nc::reference::act_backward(dx.mutable_data(), y.data(), dy.data(), y.shape(0), y.shape(1), act, T(alpha));
+    else if (act == nc::Act::gelu) nc::kernels<T>().gelu_backward(dx.mutable_data(), y.data(), dy.data(), y.shape(0), y.shape(1), nc::num_threads());
     else nc::kernels<T>().act_backward(dx.mutable_data(), y.data(), dy.data(), y.shape(0), y.shape(1), act, T(alpha), nc::num_threads());
     return dx;
 }
@@ -134,16 +137,44 @@ py::tuple loss_entry(const std::string& kind_name, CArray<T> out, py::array targ
     return py::make_tuple(value, grad);
 }
 
-nc::SgdParams sgd_params(double lr, double momentum, double weight_decay, bool nesterov) {
-    return nc::SgdParams{lr, momentum, weight_decay, nesterov};
+template <typename T>
+T* state_ptr(const py::dict& d, const char* key, index_t n) {
+    if (!d.contains(key) || d[key].is_none()) return nullptr;
+    py::object obj = d[key];
+    if (!py::isinstance<py::array_t<T>>(obj)) throw py::type_error(std::string("optimizer ") + key + " has the wrong dtype");
+    auto a = obj.cast<py::array_t<T>>();
+    if (a.ndim() != 1 || a.shape(0) != n || !a.writeable() || !(a.flags() & py::array::c_style))
+        throw py::value_error(std::string("optimizer ") + key + " must be a writable contiguous 1-D array of n_params elements");
+    return a.mutable_data();
 }
 
+// The optimizer as a dict: kind, lr, momentum, weight_decay, nesterov, beta1, beta2, eps, clip_norm, step,
+// state1, state2 (the arrays it owns; kept alive by the dict during the call).
 template <typename T>
-T* velocity_ptr(std::optional<py::array_t<T, py::array::c_style>>& v, index_t n) {
-    if (!v) return nullptr;
-    if (v->ndim() != 1 || v->shape(0) != n || !v->writeable())
-        throw py::value_error("optimizer state must be a writable 1-D array of n_params elements");
-    return v->mutable_data();
+nc::OptimizerRef<T> optimizer_ref(const py::dict& d, index_t n_params) {
+    nc::OptimizerRef<T> o;
+    const std::string kind = d["kind"].cast<std::string>();
+    o.params.kind = kind == "sgd" ? nc::OptimKind::sgd : kind == "adam" ? nc::OptimKind::adam
+                  : kind == "adamw" ? nc::OptimKind::adamw
+                  : throw py::value_error("unknown optimizer kind '" + kind + "'");
+    o.params.lr = d["lr"].cast<double>();
+    o.params.weight_decay = d["weight_decay"].cast<double>();
+    if (o.params.kind == nc::OptimKind::sgd) {
+        o.params.momentum = d["momentum"].cast<double>();
+        o.params.nesterov = d["nesterov"].cast<bool>();
+    } else {
+        o.params.beta1 = d["beta1"].cast<double>();
+        o.params.beta2 = d["beta2"].cast<double>();
+        o.params.eps = d["eps"].cast<double>();
+    }
+    o.clip_norm = d["clip_norm"].cast<double>();
+    o.step = d["step"].cast<std::int64_t>();
+    o.state1 = state_ptr<T>(d, "state1", n_params);
+    o.state2 = state_ptr<T>(d, "state2", n_params);
+    const bool needs1 = o.params.kind != nc::OptimKind::sgd || o.params.momentum != 0.0;
+    const bool needs2 = o.params.kind != nc::OptimKind::sgd;
+    if ((needs1 && !o.state1) || (needs2 && !o.state2)) throw py::value_error("optimizer state arrays are missing");
+    return o;
 }
 
 template <typename T>
@@ -160,6 +191,19 @@ void bind_network(py::module_& m, const char* name) {
                     l.in = t[1].cast<index_t>();
                     l.out = t[2].cast<index_t>();
                     l.bias = t[3].cast<bool>();
+                } else if (kind == "dropout") {
+                    l.kind = nc::LayerKind::dropout;
+                    l.p = t[1].cast<double>();
+                    if (!(l.p >= 0.0 && l.p < 1.0)) throw py::value_error("dropout p must be in [0, 1)");
+                } else if (kind == "batchnorm") {
+                    l.kind = nc::LayerKind::batchnorm;
+                    l.out = t[1].cast<index_t>();
+                    l.momentum = t[2].cast<double>();
+                    l.eps = t[3].cast<double>();
+                } else if (kind == "residual_begin") {
+                    l.kind = nc::LayerKind::residual_begin;
+                } else if (kind == "residual_end") {
+                    l.kind = nc::LayerKind::residual_end;
                 } else {
                     l.kind = nc::LayerKind::activation;
                     l.act = parse_act(kind);
@@ -167,7 +211,11 @@ void bind_network(py::module_& m, const char* name) {
                 }
                 layers.push_back(l);
             }
-            return new Net(layers);
+            try {
+                return new Net(layers);
+            } catch (const std::invalid_argument& e) {
+                throw py::value_error(e.what());
+            }
         }))
         .def_property_readonly("in_features", &Net::in_features)
         .def_property_readonly("out_features", &Net::out_features)
@@ -175,7 +223,7 @@ void bind_network(py::module_& m, const char* name) {
         .def_property_readonly("forward_rows", &Net::forward_rows)
         .def("param_slots", [](const Net& n) {
             py::list out;
-            for (const nc::ParamSlot& s : n.slots()) out.append(py::make_tuple(s.weight, s.bias, s.in, s.out));
+            for (const nc::ParamSlot& s : n.slots()) out.append(py::make_tuple(s.weight, s.bias, s.state, s.in, s.out));
             return out;
         })
         // Flat views of the network's own memory; the array keeps the network alive.
@@ -183,18 +231,32 @@ void bind_network(py::module_& m, const char* name) {
             Net& n = self.cast<Net&>();
             return py::array_t<T>({py::ssize_t(n.n_params())}, {py::ssize_t(sizeof(T))}, n.params(), self);
         })
+        .def("state_array", [](py::object self) {
+            Net& n = self.cast<Net&>();
+            return py::array_t<T>({py::ssize_t(n.n_state())}, {py::ssize_t(sizeof(T))}, n.state(), self);
+        })
+        .def_property_readonly("n_dense", &Net::n_dense)
+        .def("set_trainable", [](Net& n, index_t layer, bool trainable) {
+            if (layer < 0 || layer >= index_t(n.slots().size())) throw py::value_error("layer index out of range");
+            typename Net::Lock lock(n);
+            n.set_trainable(layer, trainable);
+        })
+        .def("set_seed", [](Net& n, std::uint64_t seed) {
+            typename Net::Lock lock(n);
+            n.set_seed(seed);
+        })
         .def("grads_array", [](py::object self) {
             Net& n = self.cast<Net&>();
             return py::array_t<T>({py::ssize_t(n.n_params())}, {py::ssize_t(sizeof(T))}, n.grads(), self);
         })
-        .def("forward", [](Net& n, CArray<T> x) {
+        .def("forward", [](Net& n, CArray<T> x, bool training) {
             require_2d(x, "x");
             if (x.shape(1) != n.in_features() || x.shape(0) < 1) throw py::value_error("x has the wrong shape");
             typename Net::Lock lock(n);
             auto y = new_matrix<T>(x.shape(0), n.out_features());
             {
                 py::gil_scoped_release nogil;
-                const T* out = n.forward(x.data(), x.shape(0));
+                const T* out = n.forward(x.data(), x.shape(0), training);
                 std::memcpy(y.mutable_data(), out, sizeof(T) * size_t(x.shape(0) * n.out_features()));
             }
             return y;
@@ -229,16 +291,20 @@ void bind_network(py::module_& m, const char* name) {
             typename Net::Lock lock(n);
             n.zero_grad();
         })
-        .def("sgd_step", [](Net& n, std::optional<py::array_t<T, py::array::c_style>> velocity, double lr,
-                            double momentum, double weight_decay, bool nesterov) {
-            T* v = velocity_ptr(velocity, n.n_params());
+        .def("optimizer_step", [](Net& n, const py::dict& opt, double lr) {
+            nc::OptimizerRef<T> o = optimizer_ref<T>(opt, n.n_params());
             typename Net::Lock lock(n);
-            py::gil_scoped_release nogil;
-            n.sgd_step(sgd_params(lr, momentum, weight_decay, nesterov), v);
+            double norm;
+            {
+                py::gil_scoped_release nogil;
+                norm = n.optimizer_step(o, lr);
+            }
+            return py::make_tuple(norm, o.step);
         })
         .def("train_steps", [](Net& n, CArray<T> x, py::array y, Labels order, index_t batch_size, index_t first_step,
-                               index_t max_steps, double time_budget, double loss_sum, const std::string& loss, double lr, double momentum,
-                               double weight_decay, bool nesterov, std::optional<py::array_t<T, py::array::c_style>> velocity) {
+                               index_t max_steps, double time_budget, double loss_sum, const std::string& loss, const py::dict& opt,
+                               std::optional<py::array_t<double, py::array::c_style>> lr_per_step, double input_noise,
+                               std::optional<py::array_t<double, py::array::c_style>> grad_norm_sums) {
             require_2d(x, "X");
             const index_t rows = x.shape(0);
             if (x.shape(1) != n.in_features() || rows < 1) throw py::value_error("X has the wrong shape");
@@ -268,15 +334,26 @@ void bind_network(py::module_& m, const char* name) {
             req.max_steps = max_steps;
             req.time_budget_s = time_budget;
             req.loss_sum = loss_sum;
-            req.sgd = sgd_params(lr, momentum, weight_decay, nesterov);
-            req.velocity = velocity_ptr(velocity, n.n_params());
+            req.opt = optimizer_ref<T>(opt, n.n_params());
+            const index_t n_steps = (rows + batch_size - 1) / batch_size;
+            if (lr_per_step) {
+                if (lr_per_step->ndim() != 1 || lr_per_step->shape(0) != n_steps) throw py::value_error("lr_per_step must have one entry per step");
+                req.lr_per_step = lr_per_step->data();
+            }
+            if (grad_norm_sums) {
+                if (grad_norm_sums->ndim() != 1 || grad_norm_sums->shape(0) != n.n_dense() || !grad_norm_sums->writeable())
+                    throw py::value_error("grad_norm_sums must have one entry per Dense layer");
+                req.grad_norm_sums = grad_norm_sums->mutable_data();
+            }
+            if (!(input_noise >= 0.0)) throw py::value_error("input noise must be >= 0");
+            req.input_noise = input_noise;
             typename Net::Lock lock(n);
             nc::TrainProgress p;
             {
                 py::gil_scoped_release nogil;
                 p = n.train(req);
             }
-            return py::make_tuple(p.steps, p.loss_sum, p.nonfinite, p.bad_loss, p.bad_label_row, p.correct);
+            return py::make_tuple(p.steps, p.loss_sum, p.nonfinite, p.bad_loss, p.bad_label_row, p.correct, req.opt.step);
         });
 }
 

@@ -8,7 +8,10 @@ namespace nc {
 using index_t = std::int64_t;
 
 // Activation applied element-wise (softmax: row-wise). The numeric values are part of the binding API.
-enum class Act : int { identity = 0, sigmoid = 1, tanh = 2, relu = 3, leaky_relu = 4, softmax = 5 };
+enum class Act : int { identity = 0, sigmoid = 1, tanh = 2, relu = 3, leaky_relu = 4, softmax = 5, elu = 6, gelu = 7 };
+
+// GELU's derivative needs its input, the others' derivatives are functions of their output.
+inline constexpr bool act_needs_input(Act a) { return a == Act::gelu; }
 
 // Loss functions; reductions follow PyTorch's defaults (see kernels/loss_impl.h).
 enum class LossKind : int { mse = 0, bce = 1, bce_with_logits = 2, cross_entropy = 3 };
@@ -26,10 +29,17 @@ struct GemmCall {
     T alpha;            // leaky ReLU slope
 };
 
-// torch.optim.SGD with dampening 0.
-struct SgdParams {
-    double lr, momentum, weight_decay;
-    bool nesterov;
+enum class OptimKind : int { sgd = 0, adam = 1, adamw = 2 };
+
+// One optimizer step over a flat range. sgd: torch.optim.SGD with dampening 0 (state1 = momentum
+// buffer). adam/adamw: torch.optim.Adam/AdamW (state1 = first moment, state2 = second moment);
+// bias_correction1 = 1 - beta1^t and bias_correction2 = 1 - beta2^t for the step t being taken.
+struct OptimParams {
+    OptimKind kind = OptimKind::sgd;
+    double lr = 0.01, momentum = 0.0, weight_decay = 0.0;
+    bool nesterov = false;
+    double beta1 = 0.9, beta2 = 0.999, eps = 1e-8;
+    double bias_correction1 = 1.0, bias_correction2 = 1.0;
 };
 
 // The function table one ISA build exports; the dispatcher picks one table per dtype at import.
@@ -45,8 +55,22 @@ struct KernelTable {
     void (*bias_grad)(T* db, const T* dy, index_t rows, index_t cols, int threads);
     double (*loss)(T* grad, const T* out, const T* target, const std::int64_t* labels, index_t rows,
                    index_t cols, LossKind kind);
-    void (*sgd_step)(T* param, const T* grad, T* velocity, index_t n, const SgdParams& p, int threads);
+    void (*optim_step)(T* param, const T* grad, T* state1, T* state2, index_t n, const OptimParams& p, int threads);
     void (*gather_rows)(T* dst, const T* src, const std::int64_t* idx, index_t count, index_t cols);
+    // Layers beyond Dense (layers_impl.h).
+    void (*gelu_backward)(T* dx, const T* x, const T* dy, index_t rows, index_t cols, int threads);
+    void (*dropout_forward)(T* y, T* mask, const T* x, index_t rows, index_t cols, double p, std::uint64_t key,
+                            int threads);
+    void (*multiply)(T* out, const T* a, const T* b, index_t n);
+    void (*add)(T* out, const T* a, const T* b, index_t n);
+    void (*batchnorm_forward)(T* y, T* xhat, T* mean, T* invstd, T* running_mean, T* running_var, const T* x,
+                              const T* gamma, const T* beta, index_t rows, index_t cols, double momentum,
+                              double eps, bool training);
+    void (*batchnorm_backward)(T* dx, T* dgamma, T* dbeta, const T* dy, const T* xhat, const T* invstd,
+                               const T* gamma, index_t rows, index_t cols, bool training);
+    void (*gaussian_noise)(T* x, index_t rows, index_t cols, double stddev, std::uint64_t key);
+    double (*sum_squares)(const T* x, index_t n);
+    void (*scale)(T* x, index_t n, double factor);
 };
 
 }  // namespace nc

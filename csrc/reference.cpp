@@ -11,6 +11,8 @@ double act_scalar(double x, Act act, double alpha) {
         case Act::tanh: return std::tanh(x);
         case Act::relu: return x > 0 ? x : 0.0;
         case Act::leaky_relu: return x > 0 ? x : alpha * x;
+        case Act::elu: return x > 0 ? x : alpha * std::expm1(x);
+        case Act::gelu: return 0.5 * x * (1.0 + std::erf(x / std::sqrt(2.0)));
         default: return x;
     }
 }
@@ -46,7 +48,7 @@ void act_forward(T* y, const T* x, index_t rows, index_t cols, Act act, T alpha)
     }
 }
 
-// dx (rows, cols) from the forward output y and dy
+// dx (rows, cols) from the forward output y (GELU: its input) and dy
 template <typename T>
 void act_backward(T* dx, const T* y, const T* dy, index_t rows, index_t cols, Act act, T alpha) {
     for (index_t r = 0; r < rows; ++r) {
@@ -65,6 +67,9 @@ void act_backward(T* dx, const T* y, const T* dy, index_t rows, index_t cols, Ac
                 case Act::relu: d = yv > 0 ? gv : 0.0; break;
                 case Act::leaky_relu: d = yv > 0 ? gv : gv * double(alpha); break;
                 case Act::softmax: d = yv * (gv - dot); break;
+                case Act::elu: d = yv > 0 ? gv : gv * (yv + double(alpha)); break;
+                // GELU: yv is the forward's input x.
+                case Act::gelu: d = gv * (0.5 * (1.0 + std::erf(yv / std::sqrt(2.0))) + yv * std::exp(-0.5 * yv * yv) / std::sqrt(2.0 * M_PI)); break;
                 default: d = gv;
             }
             out[j] = T(d);

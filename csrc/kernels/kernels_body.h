@@ -6,12 +6,15 @@
 #include "activation_impl.h"
 #include "loss_impl.h"
 #include "optim_impl.h"
+#include "layers_impl.h"
 
 template <typename T>
 const nc::KernelTable<T>* make_table(const char* isa) {
     static const nc::KernelTable<T> table = {
         isa,         Tile<T>::mr,   gemm_detail::kNR<T>, &gemm_workspace_elems<T>, &gemm<T>,
-        &act_forward<T>, &act_backward<T>, &bias_grad<T>, &loss<T>, &sgd_step<T>, &gather_rows<T>,
+        &act_forward<T>, &act_backward<T>, &bias_grad<T>, &loss<T>, &optim_step<T>, &gather_rows<T>,
+        &gelu_backward<T>, &dropout_forward<T>, &multiply<T>, &add<T>, &batchnorm_forward<T>,
+        &batchnorm_backward<T>, &gaussian_noise<T>, &sum_squares<T>, &scale<T>,
     };
     return &table;
 }

@@ -70,6 +70,44 @@ inline Vec<T> vtanh(Vec<T> x) {
     }
 }
 
+// e^x - 1 without the cancellation of vexp(x) - 1 near 0: a degree-7 Taylor polynomial for |x| < 0.3
+// (truncation < 2e-9 relative).
+template <typename T>
+inline Vec<T> vexpm1(Vec<T> x) {
+    using V = Vec<T>;
+    V p = V::set1(T(1.0 / 5040));
+    const double coeffs[] = {1.0 / 720, 1.0 / 120, 1.0 / 24, 1.0 / 6, 0.5, 1.0};
+    for (double c : coeffs) p = fmadd(p, x, V::set1(T(c)));
+    const V small = p * x;
+    const V large = vexp(x) - V::set1(T(1));
+    return select(greater(vabs(x), V::set1(T(0.3))), large, small);
+}
+
+// GELU with the exact erf form (torch's default), through libm per lane: accurate in both precisions.
+template <typename T>
+inline Vec<T> vgelu(Vec<T> x) {
+    T lanes[Vec<T>::lanes];
+    x.store(lanes);
+    for (int i = 0; i < Vec<T>::lanes; ++i) {
+        const T v = lanes[i];
+        if constexpr (sizeof(T) == 4) lanes[i] = 0.5f * v * (1.0f + ::erff(v * 0.70710678118654752f));
+        else lanes[i] = 0.5 * v * (1.0 + ::erf(v * 0.70710678118654752));
+    }
+    return Vec<T>::load(lanes);
+}
+
+// d gelu / dx = Phi(x) + x phi(x)
+template <typename T>
+inline Vec<T> vgelu_derivative(Vec<T> x) {
+    T lanes[Vec<T>::lanes];
+    x.store(lanes);
+    for (int i = 0; i < Vec<T>::lanes; ++i) {
+        const double v = lanes[i];
+        lanes[i] = T(0.5 * (1.0 + ::erf(v * 0.70710678118654752)) + v * ::exp(-0.5 * v * v) * 0.39894228040143268);
+    }
+    return Vec<T>::load(lanes);
+}
+
 template <typename T>
 inline Vec<T> act_apply(Vec<T> x, nc::Act act, Vec<T> alpha) {
     using V = Vec<T>;
@@ -78,12 +116,15 @@ inline Vec<T> act_apply(Vec<T> x, nc::Act act, Vec<T> alpha) {
         case nc::Act::tanh: return vtanh(x);
         case nc::Act::relu: return vmax(V::zero(), x);
         case nc::Act::leaky_relu: return select(greater(x, V::zero()), x, x * alpha);
+        case nc::Act::elu: return select(greater(x, V::zero()), x, alpha * vexpm1(vmin(V::zero(), x)));
+        case nc::Act::gelu: return vgelu(x);
         default: return x;  // identity (softmax is row-wise, handled by the caller)
     }
 }
 
 // dL/dx from the forward output y and dL/dy: every element-wise activation here has a derivative that is
-// a function of its output (leaky ReLU needs alpha >= 0 for that, which the API enforces).
+// a function of its output (leaky ReLU needs alpha >= 0 and ELU alpha > 0 for that, which the API
+// enforces); GELU is the exception and goes through gelu_backward with its input.
 template <typename T>
 inline Vec<T> act_derivative_apply(Vec<T> y, Vec<T> dy, nc::Act act, Vec<T> alpha) {
     using V = Vec<T>;
@@ -93,6 +134,7 @@ inline Vec<T> act_derivative_apply(Vec<T> y, Vec<T> dy, nc::Act act, Vec<T> alph
         case nc::Act::tanh: return dy * (one - y * y);
         case nc::Act::relu: return select(greater(y, V::zero()), dy, V::zero());
         case nc::Act::leaky_relu: return select(greater(y, V::zero()), dy, dy * alpha);
+        case nc::Act::elu: return select(greater(y, V::zero()), dy, dy * (y + alpha));
         default: return dy;
     }
 }

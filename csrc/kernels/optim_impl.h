@@ -1,52 +1,108 @@
-// Optimizer steps over the flat parameter buffer, and the mini-batch gather. Included inside an ISA namespace.
+// Optimizer steps over a flat parameter range, the mini-batch gather, and the global-norm helpers.
+// Included inside an ISA namespace.
 #pragma once
+#include <math.h>
 #include <string.h>
 
-// param, grad, velocity are (n,): torch.optim.SGD with dampening 0, one pass over memory.
-//   g = grad + wd * param;  v = momentum * v + g;  g = nesterov ? g + momentum * v : v;  param -= lr * g
-template <typename T>
-void sgd_step(T* param, const T* grad, T* velocity, index_t n, const nc::SgdParams& p, int threads) {
+namespace optim_detail {
+
+// Applies f to whole vectors of (param, grad, s1, s2); the tail goes through zero-padded copies.
+template <typename T, typename F>
+void for_each_vector(T* param, const T* grad, T* s1, T* s2, index_t n, int threads, F f) {
     using V = Vec<T>;
-    const V lr = V::set1(T(-p.lr)), wd = V::set1(T(p.weight_decay)), mom = V::set1(T(p.momentum));
-    const bool use_wd = p.weight_decay != 0.0, use_mom = p.momentum != 0.0, nesterov = p.nesterov;
-    auto update = [&](T* pp, const T* gp, T* vp) {
-        const V w = V::load(pp);
-        V g = V::load(gp);
-        if (use_wd) g = fmadd(wd, w, g);
-        if (use_mom) {
-            const V v = fmadd(mom, V::load(vp), g);
-            v.store(vp);
-            g = nesterov ? fmadd(mom, v, g) : v;
-        }
-        fmadd(lr, g, w).store(pp);
-    };
     const index_t blocks = n / V::lanes;
-    const index_t per_thread = 32768;
-    int nt = int(n / per_thread);
+    int nt = int(n / 32768);
     nt = nt > threads ? threads : (nt < 1 ? 1 : nt);
 #pragma omp parallel for num_threads(nt) if (nt > 1) schedule(static)
     for (index_t b = 0; b < blocks; ++b) {
         const index_t i = b * V::lanes;
-        update(param + i, grad + i, velocity ? velocity + i : nullptr);
+        f(param + i, grad + i, s1 ? s1 + i : nullptr, s2 ? s2 + i : nullptr);
     }
     const index_t tail = blocks * V::lanes;
     if (tail < n) {
-        T pb[V::lanes] = {}, gb[V::lanes] = {}, vb[V::lanes] = {};
+        T pb[V::lanes] = {}, gb[V::lanes] = {}, ab[V::lanes] = {}, bb[V::lanes] = {};
         for (index_t q = 0; q < n - tail; ++q) {
             pb[q] = param[tail + q];
             gb[q] = grad[tail + q];
-            vb[q] = velocity ? velocity[tail + q] : T(0);
+            if (s1) ab[q] = s1[tail + q];
+            if (s2) bb[q] = s2[tail + q];
         }
-        update(pb, gb, vb);
+        f(pb, gb, s1 ? ab : nullptr, s2 ? bb : nullptr);
         for (index_t q = 0; q < n - tail; ++q) {
             param[tail + q] = pb[q];
-            if (velocity) velocity[tail + q] = vb[q];
+            if (s1) s1[tail + q] = ab[q];
+            if (s2) s2[tail + q] = bb[q];
         }
     }
+}
+
+}  // namespace optim_detail
+
+// param, grad, state1, state2 are (n,): one fused pass, with the update rules of torch.optim:
+//   sgd:   g = grad + wd*p;  v = momentum*v + g;  g = nesterov ? g + momentum*v : v;  p -= lr*g
+//   adam:  g = grad + wd*p;  m = b1*m + (1-b1)*g;  s = b2*s + (1-b2)*g^2;
+//          p -= (lr / bc1) * m / (sqrt(s) / sqrt(bc2) + eps)
+//   adamw: p *= 1 - lr*wd first, then adam with g = grad
+template <typename T>
+void optim_step(T* param, const T* grad, T* state1, T* state2, index_t n, const nc::OptimParams& p, int threads) {
+    using V = Vec<T>;
+    const V wd = V::set1(T(p.weight_decay));
+    if (p.kind == nc::OptimKind::sgd) {
+        const V neg_lr = V::set1(T(-p.lr)), mom = V::set1(T(p.momentum));
+        const bool use_wd = p.weight_decay != 0.0, use_mom = p.momentum != 0.0, nesterov = p.nesterov;
+        optim_detail::for_each_vector(param, grad, use_mom ? state1 : static_cast<T*>(nullptr), static_cast<T*>(nullptr), n, threads,
+                                      [&](T* pp, const T* gp, T* vp, T*) {
+            const V w = V::load(pp);
+            V g = V::load(gp);
+            if (use_wd) g = fmadd(wd, w, g);
+            if (use_mom) {
+                const V v = fmadd(mom, V::load(vp), g);
+                v.store(vp);
+                g = nesterov ? fmadd(mom, v, g) : v;
+            }
+            fmadd(neg_lr, g, w).store(pp);
+        });
+        return;
+    }
+    const bool decoupled = p.kind == nc::OptimKind::adamw;
+    const bool coupled_wd = !decoupled && p.weight_decay != 0.0;
+    const V b1 = V::set1(T(p.beta1)), one_b1 = V::set1(T(1.0 - p.beta1));
+    const V b2 = V::set1(T(p.beta2)), one_b2 = V::set1(T(1.0 - p.beta2));
+    const V neg_step = V::set1(T(-p.lr / p.bias_correction1));
+    const V inv_bc2_sqrt = V::set1(T(1.0 / sqrt(p.bias_correction2)));
+    const V eps = V::set1(T(p.eps));
+    const V decay = V::set1(T(1.0 - p.lr * p.weight_decay));
+    optim_detail::for_each_vector(param, grad, state1, state2, n, threads, [&](T* pp, const T* gp, T* mp, T* sp) {
+        V w = V::load(pp);
+        V g = V::load(gp);
+        if (decoupled) w = w * decay;
+        if (coupled_wd) g = fmadd(wd, w, g);
+        const V m = fmadd(b1, V::load(mp), one_b1 * g);
+        const V s = fmadd(b2, V::load(sp), one_b2 * g * g);
+        m.store(mp);
+        s.store(sp);
+        const V denom = vsqrt(s) * inv_bc2_sqrt + eps;
+        fmadd(neg_step, m / denom, w).store(pp);
+    });
 }
 
 // dst (count, cols) = src[idx[i], :] for each i: a mini-batch gathered from the data set without copying it.
 template <typename T>
 void gather_rows(T* dst, const T* src, const int64_t* idx, index_t count, index_t cols) {
     for (index_t i = 0; i < count; ++i) memcpy(dst + i * cols, src + idx[i] * cols, sizeof(T) * cols);
+}
+
+// sum of x^2 over (n,), accumulated in double in a fixed order (for gradient norms and clipping).
+template <typename T>
+double sum_squares(const T* x, index_t n) {
+    double s = 0.0;
+    for (index_t i = 0; i < n; ++i) s += double(x[i]) * double(x[i]);
+    return s;
+}
+
+// x (n,) *= factor
+template <typename T>
+void scale(T* x, index_t n, double factor) {
+    const T f = T(factor);
+    for (index_t i = 0; i < n; ++i) x[i] *= f;
 }

@@ -24,6 +24,7 @@ template <> struct Vec<float> {
     friend Vec select(Vec mask, Vec if_true, Vec if_false) {
         return {_mm256_blendv_ps(if_false.v, if_true.v, mask.v)};
     }
+    friend Vec vsqrt(Vec a) { return {_mm256_sqrt_ps(a.v)}; }
     friend Vec vabs(Vec a) { return {_mm256_andnot_ps(_mm256_set1_ps(-0.0f), a.v)}; }
     friend Vec copysign_of(Vec mag, Vec sgn) {
         const __m256 s = _mm256_set1_ps(-0.0f);
@@ -69,6 +70,7 @@ template <> struct Vec<double> {
     friend Vec select(Vec mask, Vec if_true, Vec if_false) {
         return {_mm256_blendv_pd(if_false.v, if_true.v, mask.v)};
     }
+    friend Vec vsqrt(Vec a) { return {_mm256_sqrt_pd(a.v)}; }
     friend Vec vabs(Vec a) { return {_mm256_andnot_pd(_mm256_set1_pd(-0.0), a.v)}; }
     friend Vec copysign_of(Vec mag, Vec sgn) {
         const __m256d s = _mm256_set1_pd(-0.0);

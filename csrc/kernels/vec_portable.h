@@ -22,6 +22,7 @@ template <typename T> struct Vec {
     friend Vec vmin(Vec a, Vec b) { NC_LANEWISE(a.v[i] < b.v[i] ? a.v[i] : b.v[i]) }
     friend Vec greater(Vec a, Vec b) { NC_LANEWISE(a.v[i] > b.v[i] ? T(1) : T(0)) }
     friend Vec select(Vec mask, Vec if_true, Vec if_false) { NC_LANEWISE(mask.v[i] != T(0) ? if_true.v[i] : if_false.v[i]) }
+    friend Vec vsqrt(Vec a) { NC_LANEWISE(static_cast<T>(__builtin_sqrt(a.v[i]))) }
     friend Vec vabs(Vec a) { NC_LANEWISE(__builtin_copysign(a.v[i], T(1))) }
     friend Vec copysign_of(Vec mag, Vec sgn) { NC_LANEWISE(__builtin_copysign(mag.v[i], sgn.v[i])) }
     friend Vec round_int(Vec a) { NC_LANEWISE(static_cast<T>(__builtin_nearbyint(a.v[i]))) }

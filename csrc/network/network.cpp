@@ -5,11 +5,24 @@
 #include <cstring>
 #include <stdexcept>
 #include <string>
-#include <utility>
 
 #include "../dispatch.h"
 
 namespace nc {
+
+namespace {
+std::uint64_t splitmix64(std::uint64_t x) {
+    x += 0x9e3779b97f4a7c15ULL;
+    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+    return x ^ (x >> 31);
+}
+// Each tensor starts on a 64-byte boundary so the NumPy views are aligned.
+index_t padded(index_t n, std::size_t elem) {
+    const index_t align = index_t(64 / elem);
+    return checked_add(n, align - 1, "parameters") / align * align;
+}
+}  // namespace
 
 template <typename T>
 Network<T>::Lock::Lock(Network& n) : net_(n) {
@@ -20,49 +33,140 @@ Network<T>::Lock::Lock(Network& n) : net_(n) {
 template <typename T>
 Network<T>::Network(const std::vector<LayerSpec>& layers) {
     if (layers.empty()) throw std::invalid_argument("a network needs at least one layer");
-    // The first Dense fixes the input width (activations before it keep their input's width).
+    // The first Dense fixes the input width (layers before it keep their input's width).
     index_t width = -1;
     for (const LayerSpec& l : layers)
         if (l.kind == LayerKind::dense) { width = l.in; break; }
     if (width == -1) throw std::invalid_argument("a network needs at least one Dense layer");
     in_features_ = width;
-    for (const LayerSpec& l : layers) {
+    std::vector<index_t> open_blocks;   // stage indices of residual_begin markers not yet closed
+    for (std::size_t li = 0; li < layers.size(); ++li) {
+        const LayerSpec& l = layers[li];
         ParamSlot slot;
-        if (l.kind == LayerKind::dense) {
-            if (l.in < 1 || l.out < 1) throw std::invalid_argument("Dense sizes must be >= 1");
-            if (width != l.in) throw std::invalid_argument("Dense input size does not match the previous layer");
-            slot.in = l.in;
-            slot.out = l.out;
-            // Each tensor starts on a 64-byte boundary so the NumPy views are aligned.
-            const index_t align = 64 / sizeof(T);
-            slot.weight = n_params_;
-            n_params_ = checked_add(n_params_, (checked_mul(l.in, l.out, "Dense weight") + align - 1) / align * align, "parameters");
-            if (l.bias) {
-                slot.bias = n_params_;
-                n_params_ = checked_add(n_params_, (l.out + align - 1) / align * align, "parameters");
-            }
-            stages_.push_back({true, l.in, l.out, slot.weight, slot.bias, Act::identity, T(0), 0});
-            width = l.out;
-        } else {
-            // An activation right after a Dense becomes that Dense's epilogue.
-            if (!stages_.empty() && stages_.back().dense && stages_.back().act == Act::identity) {
-                stages_.back().act = l.act;
-                stages_.back().alpha = T(l.alpha);
-            } else {
-                stages_.push_back({false, width, width, -1, -1, l.act, T(l.alpha), 0});
-            }
+        Stage st{};
+        st.kind = l.kind;
+        st.layer = index_t(li);
+        st.in = st.out = width;
+        switch (l.kind) {
+            case LayerKind::dense:
+                if (l.in < 1 || l.out < 1) throw std::invalid_argument("Dense sizes must be >= 1");
+                if (width != l.in) throw std::invalid_argument("Dense input size does not match the previous layer");
+                st.in = l.in;
+                st.out = l.out;
+                st.weight = slot.weight = n_params_;
+                n_params_ = checked_add(n_params_, padded(checked_mul(l.in, l.out, "Dense weight"), sizeof(T)), "parameters");
+                if (l.bias) {
+                    st.bias = slot.bias = n_params_;
+                    n_params_ = checked_add(n_params_, padded(l.out, sizeof(T)), "parameters");
+                }
+                st.dense_ordinal = n_dense_++;
+                slot.in = l.in;
+                slot.out = l.out;
+                break;
+            case LayerKind::activation:
+                // An activation right after a Dense becomes that Dense's epilogue.
+                if (!stages_.empty() && stages_.back().kind == LayerKind::dense && stages_.back().act == Act::identity) {
+                    stages_.back().act = l.act;
+                    stages_.back().alpha = T(l.alpha);
+                    slots_.push_back(slot);
+                    continue;
+                }
+                st.act = l.act;
+                st.alpha = T(l.alpha);
+                break;
+            case LayerKind::dropout:
+                st.p = l.p;
+                break;
+            case LayerKind::batchnorm:
+                if (l.out != width) throw std::invalid_argument("BatchNorm features do not match the previous layer");
+                st.weight = slot.weight = n_params_;
+                n_params_ = checked_add(n_params_, padded(width, sizeof(T)), "parameters");
+                st.bias = slot.bias = n_params_;
+                n_params_ = checked_add(n_params_, padded(width, sizeof(T)), "parameters");
+                st.state = slot.state = n_state_;
+                n_state_ = checked_add(n_state_, padded(checked_mul(2, width, "BatchNorm"), sizeof(T)), "state");
+                st.momentum = l.momentum;
+                st.eps = l.eps;
+                slot.in = slot.out = width;
+                break;
+            case LayerKind::residual_begin:
+                open_blocks.push_back(index_t(stages_.size()));
+                break;
+            case LayerKind::residual_end:
+                if (open_blocks.empty()) throw std::invalid_argument("residual block end without a beginning");
+                st.partner = open_blocks.back();
+                if (stages_[std::size_t(st.partner)].in != width)
+                    throw std::invalid_argument("a residual block must keep its width");
+                stages_[std::size_t(st.partner)].partner = index_t(stages_.size());
+                open_blocks.pop_back();
+                break;
         }
+        width = st.out;
+        stages_.push_back(st);
         slots_.push_back(slot);
     }
+    if (!open_blocks.empty()) throw std::invalid_argument("residual block without an end");
     out_features_ = width;
     max_width_ = in_features_;
+    index_t scratch = 0;
     for (Stage& s : stages_) {
-        s.act_offset = act_width_;
-        act_width_ = checked_add(act_width_, s.out, "activations");
+        if (s.kind != LayerKind::residual_begin) {
+            s.out_col = act_width_;
+            act_width_ = checked_add(act_width_, s.out, "activations");
+        }
+        const bool has_aux = (s.kind == LayerKind::dense && s.act == Act::gelu) || s.kind == LayerKind::dropout ||
+                             s.kind == LayerKind::batchnorm || s.kind == LayerKind::residual_end;
+        if (has_aux) {
+            s.aux_col = aux_width_;
+            aux_width_ = checked_add(aux_width_, s.out, "workspace");
+        }
+        if (s.kind == LayerKind::batchnorm) {
+            s.cols_off = scratch;
+            scratch = checked_add(scratch, checked_mul(4, s.out, "BatchNorm"), "workspace");
+        }
         max_width_ = s.out > max_width_ ? s.out : max_width_;
     }
     params_.resize(n_params_);
     grads_.resize(n_params_);
+    state_.resize(n_state_);
+    col_scratch_.resize(scratch);
+    for (const Stage& s : stages_)   // running variance starts at 1, as in torch
+        if (s.kind == LayerKind::batchnorm)
+            for (index_t c = 0; c < s.out; ++c) state_.data()[s.state + s.out + c] = T(1);
+    outs_.assign(stages_.size(), nullptr);
+    update_trainable_ranges();
+}
+
+template <typename T>
+void Network<T>::set_trainable(index_t layer, bool trainable) {
+    for (Stage& s : stages_)
+        if (s.layer == layer) s.trainable = trainable;
+    update_trainable_ranges();
+}
+
+template <typename T>
+void Network<T>::update_trainable_ranges() {
+    trainable_ranges_.clear();
+    grad_needed_below_.assign(stages_.size(), 0);
+    bool seen = false;
+    for (std::size_t s = 0; s < stages_.size(); ++s) {
+        grad_needed_below_[s] = seen;
+        const Stage& st = stages_[s];
+        if (st.weight < 0 || !st.trainable) continue;
+        seen = true;
+        const index_t begin = st.weight;
+        const index_t end = st.bias >= 0 ? st.bias + padded(st.out, sizeof(T))
+                                         : st.weight + padded(st.in * st.out, sizeof(T));
+        if (!trainable_ranges_.empty() && trainable_ranges_.back().first + trainable_ranges_.back().second == begin)
+            trainable_ranges_.back().second += end - begin;
+        else
+            trainable_ranges_.emplace_back(begin, end - begin);
+    }
+}
+
+template <typename T>
+std::uint64_t Network<T>::next_key(std::uint64_t stream) {
+    return splitmix64(splitmix64(seed_ ^ (stream * 0x632be59bd9b4e019ULL)) + draws_++);
 }
 
 template <typename T>
@@ -71,6 +175,7 @@ void Network<T>::reserve(index_t rows) {
         // Stage outputs are laid out by capacity; growing discards the kept forward.
         input_.resize(checked_mul(rows, in_features_, "input"));
         acts_.resize(checked_mul(rows, act_width_, "activations"));
+        aux_.resize(checked_mul(rows, aux_width_, "workspace"));
         grad_a_.resize(checked_mul(rows, max_width_, "gradients"));
         grad_b_.resize(checked_mul(rows, max_width_, "gradients"));
         targets_.resize(checked_mul(rows, out_features_, "targets"));
@@ -82,7 +187,7 @@ void Network<T>::reserve(index_t rows) {
     if (ws_table_ != &kt || ws_rows_ < rows) {
         index_t need = 0;
         for (const Stage& s : stages_) {
-            if (!s.dense) continue;
+            if (s.kind != LayerKind::dense) continue;
             const index_t forms[3] = {kt.gemm_workspace_elems(rows, s.out, s.in),   // Y = X W
                                       kt.gemm_workspace_elems(s.in, s.out, rows),   // dW = X^T dY
                                       kt.gemm_workspace_elems(rows, s.in, s.out)};  // dX = dY W^T
@@ -95,26 +200,53 @@ void Network<T>::reserve(index_t rows) {
 }
 
 template <typename T>
-const T* Network<T>::run_forward(index_t rows) {
+const T* Network<T>::run_forward(index_t rows, bool training) {
     const KernelTable<T>& kt = kernels<T>();
     const int threads = num_threads();
-    const T* in = input_.data();
+    const std::uint64_t key = training ? next_key(1) : 0;
     for (std::size_t s = 0; s < stages_.size(); ++s) {
         const Stage& st = stages_[s];
-        T* out = stage_output(s);
-        if (st.dense) {
-            const Act epilogue = st.act == Act::softmax ? Act::identity : st.act;
-            GemmCall<T> g{rows, st.out, st.in, in, st.in, 1, params_.data() + st.weight, st.out, 1,
-                          out, st.out, st.bias >= 0 ? params_.data() + st.bias : nullptr, epilogue, st.alpha};
-            kt.gemm(g, gemm_ws_.data(), gemm_ws_.size(), threads);
-            if (st.act == Act::softmax) kt.act_forward(out, out, rows, st.out, Act::softmax, st.alpha, threads);
-        } else {
-            kt.act_forward(out, in, rows, st.out, st.act, st.alpha, threads);
+        const T* in = s == 0 ? input_.data() : outs_[s - 1];
+        T* out = st.out_col >= 0 ? acts_.data() + cap_rows_ * st.out_col : nullptr;
+        T* aux = st.aux_col >= 0 ? aux_.data() + cap_rows_ * st.aux_col : nullptr;
+        const index_t n = rows * st.out;
+        switch (st.kind) {
+            case LayerKind::dense: {
+                // GELU keeps its input for backward; softmax is row-wise: both run after the product.
+                const bool after = st.act == Act::softmax || st.act == Act::gelu;
+                T* z = st.act == Act::gelu ? aux : out;
+                GemmCall<T> g{rows, st.out, st.in, in, st.in, 1, params_.data() + st.weight, st.out, 1, z, st.out,
+                              st.bias >= 0 ? params_.data() + st.bias : nullptr, after ? Act::identity : st.act, st.alpha};
+                kt.gemm(g, gemm_ws_.data(), gemm_ws_.size(), threads);
+                if (after) kt.act_forward(out, z, rows, st.out, st.act, st.alpha, threads);
+                break;
+            }
+            case LayerKind::activation:
+                kt.act_forward(out, in, rows, st.out, st.act, st.alpha, threads);
+                break;
+            case LayerKind::dropout:
+                if (training && st.p > 0) kt.dropout_forward(out, aux, in, rows, st.out, st.p, key ^ std::uint64_t(s) * 0x9e3779b97f4a7c15ULL, threads);
+                else std::memcpy(out, in, sizeof(T) * size_t(n));
+                break;
+            case LayerKind::batchnorm: {
+                T* cols = col_scratch_.data() + st.cols_off;
+                T* st_buf = state_.data() + st.state;
+                kt.batchnorm_forward(out, aux, cols, cols + st.out, st_buf, st_buf + st.out, in, params_.data() + st.weight,
+                                     params_.data() + st.bias, rows, st.out, st.momentum, st.eps, training);
+                break;
+            }
+            case LayerKind::residual_begin:
+                out = const_cast<T*>(in);   // a marker: its output is the block's input
+                break;
+            case LayerKind::residual_end:
+                kt.add(out, in, outs_[std::size_t(st.partner)], n);
+                break;
         }
-        in = out;
+        outs_[s] = out;
     }
     forward_rows_ = rows;
-    return in;
+    forward_training_ = training;
+    return outs_.back();
 }
 
 template <typename T>
@@ -125,27 +257,60 @@ const T* Network<T>::run_backward(index_t rows, bool want_dx) {
     T* spare = grad_b_.data();
     for (std::size_t s = stages_.size(); s-- > 0;) {
         const Stage& st = stages_[s];
-        if (st.act != Act::identity) kt.act_backward(g, stage_output(s), g, rows, st.out, st.act, st.alpha, threads);
-        if (!st.dense) continue;
-        const T* in = s == 0 ? input_.data() : stage_output(s - 1);
-        if (st.bias >= 0) kt.bias_grad(grads_.data() + st.bias, g, rows, st.out, threads);
-        GemmCall<T> dw{st.in, st.out, rows, in, 1, st.in, g, st.out, 1, grads_.data() + st.weight, st.out,
-                       nullptr, Act::identity, T(0)};
-        kt.gemm(dw, gemm_ws_.data(), gemm_ws_.size(), threads);
-        if (s == 0 && !want_dx) return nullptr;
-        GemmCall<T> dx{rows, st.in, st.out, g, st.out, 1, params_.data() + st.weight, 1, st.out, spare, st.in,
-                       nullptr, Act::identity, T(0)};
-        kt.gemm(dx, gemm_ws_.data(), gemm_ws_.size(), threads);
-        std::swap(g, spare);
+        const T* in = s == 0 ? input_.data() : outs_[s - 1];
+        T* aux = st.aux_col >= 0 ? aux_.data() + cap_rows_ * st.aux_col : nullptr;
+        const bool stop_after = !want_dx && !grad_needed_below_[s];   // nothing below needs a gradient
+        switch (st.kind) {
+            case LayerKind::dense: {
+                if (st.act == Act::gelu) kt.gelu_backward(g, aux, g, rows, st.out, threads);
+                else if (st.act != Act::identity) kt.act_backward(g, outs_[s], g, rows, st.out, st.act, st.alpha, threads);
+                if (st.trainable) {
+                    if (st.bias >= 0) kt.bias_grad(grads_.data() + st.bias, g, rows, st.out, threads);
+                    GemmCall<T> dw{st.in, st.out, rows, in, 1, st.in, g, st.out, 1, grads_.data() + st.weight, st.out,
+                                   nullptr, Act::identity, T(0)};
+                    kt.gemm(dw, gemm_ws_.data(), gemm_ws_.size(), threads);
+                }
+                if (stop_after) return nullptr;
+                GemmCall<T> dx{rows, st.in, st.out, g, st.out, 1, params_.data() + st.weight, 1, st.out, spare, st.in,
+                               nullptr, Act::identity, T(0)};
+                kt.gemm(dx, gemm_ws_.data(), gemm_ws_.size(), threads);
+                std::swap(g, spare);
+                break;
+            }
+            case LayerKind::activation:
+                if (st.act == Act::gelu) kt.gelu_backward(g, in, g, rows, st.out, threads);
+                else kt.act_backward(g, outs_[s], g, rows, st.out, st.act, st.alpha, threads);
+                break;
+            case LayerKind::dropout:
+                if (forward_training_ && st.p > 0) kt.multiply(g, g, aux, rows * st.out);
+                break;
+            case LayerKind::batchnorm: {
+                T* cols = col_scratch_.data() + st.cols_off;
+                T* dgamma = st.trainable ? grads_.data() + st.weight : cols + 2 * st.out;
+                T* dbeta = st.trainable ? grads_.data() + st.bias : cols + 3 * st.out;
+                kt.batchnorm_backward(g, dgamma, dbeta, g, aux, cols + st.out, params_.data() + st.weight, rows, st.out,
+                                      forward_training_);
+                break;
+            }
+            case LayerKind::residual_end:
+                std::memcpy(aux, g, sizeof(T) * size_t(rows * st.out));   // the skip path's gradient
+                break;
+            case LayerKind::residual_begin: {
+                const Stage& end = stages_[std::size_t(st.partner)];
+                kt.add(g, g, aux_.data() + cap_rows_ * end.aux_col, rows * st.out);
+                break;
+            }
+        }
+        if (stop_after) return nullptr;
     }
     return g;
 }
 
 template <typename T>
-const T* Network<T>::forward(const T* x, index_t rows) {
+const T* Network<T>::forward(const T* x, index_t rows, bool training) {
     reserve(rows);
     std::memcpy(input_.data(), x, sizeof(T) * size_t(rows * in_features_));
-    return run_forward(rows);
+    return run_forward(rows, training);
 }
 
 template <typename T>
@@ -163,7 +328,7 @@ void Network<T>::predict(const T* x, index_t rows, index_t chunk, T* out) {
     for (index_t start = 0; start < rows; start += chunk) {
         const index_t n = rows - start < chunk ? rows - start : chunk;
         std::memcpy(input_.data(), x + start * in_features_, sizeof(T) * size_t(n * in_features_));
-        const T* y = run_forward(n);
+        const T* y = run_forward(n, false);
         std::memcpy(out + start * out_features_, y, sizeof(T) * size_t(n * out_features_));
     }
     forward_rows_ = 0;
@@ -175,38 +340,54 @@ void Network<T>::zero_grad() {
 }
 
 template <typename T>
-void Network<T>::sgd_step(const SgdParams& p, T* velocity) {
-    kernels<T>().sgd_step(params_.data(), grads_.data(), velocity, n_params_, p, num_threads());
+double Network<T>::optimizer_step(OptimizerRef<T>& opt, double lr) {
+    const KernelTable<T>& kt = kernels<T>();
+    double sq = 0.0;
+    for (const auto& [off, len] : trainable_ranges_) sq += kt.sum_squares(grads_.data() + off, len);
+    const double norm = std::sqrt(sq);
+    if (opt.clip_norm > 0 && norm > opt.clip_norm)   // torch.nn.utils.clip_grad_norm_'s rule
+        for (const auto& [off, len] : trainable_ranges_) kt.scale(grads_.data() + off, len, opt.clip_norm / (norm + 1e-6));
+    OptimParams p = opt.params;
+    p.lr = lr;
+    opt.step += 1;
+    if (p.kind != OptimKind::sgd) {
+        p.bias_correction1 = 1.0 - std::pow(p.beta1, double(opt.step));
+        p.bias_correction2 = 1.0 - std::pow(p.beta2, double(opt.step));
+    }
+    const int threads = num_threads();
+    for (const auto& [off, len] : trainable_ranges_)
+        kt.optim_step(params_.data() + off, grads_.data() + off, opt.state1 ? opt.state1 + off : nullptr,
+                      opt.state2 ? opt.state2 + off : nullptr, len, p, threads);
+    return norm;
 }
 
 // Correct predictions in a batch for the classification losses (argmax / threshold), else 0.
 template <typename T>
-index_t Network<T>::count_correct(const T* out, index_t rows, const TrainRequest<T>& req) const {
+index_t Network<T>::count_correct(const T* out, index_t rows, LossKind loss) const {
     index_t correct = 0;
     const index_t cols = out_features_;
-    if (req.loss == LossKind::cross_entropy) {
+    if (loss == LossKind::cross_entropy) {
         for (index_t r = 0; r < rows; ++r) {
             const T* z = out + r * cols;
             index_t best = 0;
             for (index_t j = 1; j < cols; ++j) best = z[j] > z[best] ? j : best;
             correct += best == labels_.data()[r];
         }
-    } else if (req.loss == LossKind::bce || req.loss == LossKind::bce_with_logits) {
-        const T threshold = req.loss == LossKind::bce ? T(0.5) : T(0);
+    } else if (loss == LossKind::bce || loss == LossKind::bce_with_logits) {
+        const T threshold = loss == LossKind::bce ? T(0.5) : T(0);
         for (index_t i = 0; i < rows * cols; ++i) correct += (out[i] >= threshold) == (targets_.data()[i] >= T(0.5));
     }
     return correct;
 }
 
 template <typename T>
-TrainProgress Network<T>::train(const TrainRequest<T>& req) {
+TrainProgress Network<T>::train(TrainRequest<T>& req) {
     using clock = std::chrono::steady_clock;
     const auto start_time = clock::now();
     TrainProgress prog;
     prog.loss_sum = req.loss_sum;
     reserve(req.batch_size < req.n ? req.batch_size : req.n);  // buffers for the rows that exist
     const KernelTable<T>& kt = kernels<T>();
-    const int threads = num_threads();
     const index_t n_steps = (req.n + req.batch_size - 1) / req.batch_size;
     const index_t last = req.first_step + req.max_steps < n_steps ? req.first_step + req.max_steps : n_steps;
     for (index_t step = req.first_step; step < last; ++step) {
@@ -214,6 +395,7 @@ TrainProgress Network<T>::train(const TrainRequest<T>& req) {
         const index_t rows = req.n - begin < req.batch_size ? req.n - begin : req.batch_size;
         const std::int64_t* idx = req.order + begin;
         kt.gather_rows(input_.data(), req.x, idx, rows, in_features_);
+        if (req.input_noise > 0) kt.gaussian_noise(input_.data(), rows, in_features_, req.input_noise, next_key(2));
         if (req.y_labels) {
             for (index_t i = 0; i < rows; ++i) {
                 const std::int64_t label = req.y_labels[idx[i]];
@@ -226,16 +408,20 @@ TrainProgress Network<T>::train(const TrainRequest<T>& req) {
         } else {
             kt.gather_rows(targets_.data(), req.y_values, idx, rows, out_features_);
         }
-        const T* out = run_forward(rows);
+        const T* out = run_forward(rows, true);
         const double value = kt.loss(grad_a_.data(), out, targets_.data(), labels_.data(), rows, out_features_, req.loss);
         if (!std::isfinite(value)) {
             prog.nonfinite = true;
             prog.bad_loss = value;
             return prog;
         }
-        prog.correct += count_correct(out, rows, req);
+        prog.correct += count_correct(out, rows, req.loss);
         run_backward(rows, false);
-        kt.sgd_step(params_.data(), grads_.data(), req.velocity, n_params_, req.sgd, threads);
+        if (req.grad_norm_sums)
+            for (const Stage& st : stages_)
+                if (st.kind == LayerKind::dense && st.trainable)
+                    req.grad_norm_sums[st.dense_ordinal] += std::sqrt(kt.sum_squares(grads_.data() + st.weight, st.in * st.out));
+        optimizer_step(req.opt, req.lr_per_step ? req.lr_per_step[step] : req.opt.params.lr);
         prog.steps += 1;
         prog.loss_sum += value;
         if (std::chrono::duration<double>(clock::now() - start_time).count() > req.time_budget_s) break;

@@ -5,17 +5,23 @@ Sequential API. Weights are (in_features, out_features): y = x @ W + b.
 """
 from . import _core
 from ._runtime import _select_isa_from_env, cpu_info, get_num_threads, set_num_threads
+from . import callbacks, schedules
+from .augment import GaussianNoise
+from .callbacks import EarlyStopping
 from .io import load
-from .layers import Dense, Identity, LeakyReLU, ReLU, Sigmoid, Softmax, Tanh
+from .layers import (ELU, GELU, BatchNorm, Dense, Dropout, Identity, LeakyReLU, ReLU, Residual, Sigmoid, Softmax,
+                     Tanh)
 from .losses import BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, MSELoss
 from .model import Sequential
-from .optim import SGD
+from .optim import SGD, Adam, AdamW
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "Sequential", "Dense", "Identity", "Sigmoid", "Tanh", "ReLU", "LeakyReLU", "Softmax",
-    "MSELoss", "BCELoss", "BCEWithLogitsLoss", "CrossEntropyLoss", "SGD",
+    "Sequential", "Dense", "Identity", "Sigmoid", "Tanh", "ReLU", "LeakyReLU", "Softmax", "ELU", "GELU",
+    "Dropout", "BatchNorm", "Residual",
+    "MSELoss", "BCELoss", "BCEWithLogitsLoss", "CrossEntropyLoss", "SGD", "Adam", "AdamW",
+    "GaussianNoise", "EarlyStopping", "schedules", "callbacks",
     "load", "cpu_info", "set_num_threads", "get_num_threads", "__version__",
 ]
 

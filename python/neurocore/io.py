@@ -26,6 +26,7 @@ def save(model, path, include_optimizer: bool = False) -> None:
     path = os.fspath(path)
     header = {"format": _FORMAT, "version": _VERSION, **model.get_config(), "optimizer": None}
     arrays = {f"param_{i}": p for i, p in enumerate(model.parameters())}
+    arrays.update({f"buffer_{i}": b for i, b in enumerate(_buffers(model))})
     if include_optimizer:
         opt = model.optimizer
         if opt is None:
@@ -71,18 +72,14 @@ def load(path):
         dtype = np.dtype(header["dtype"])
         # Check the stored arrays against the architecture before building it, so a corrupt header
         # cannot make load allocate a huge model.
-        expected = []
-        for layer in layers:
-            if hasattr(layer, "in_features"):
-                expected.append((layer.in_features, layer.out_features))
-                if layer.use_bias:
-                    expected.append((layer.out_features,))
-        for i, shape in enumerate(expected):
-            a = arrays[f"param_{i}"]
-            if a.shape != shape or a.dtype != dtype:
-                raise ValueError(f"parameter {i} is {a.dtype}{a.shape}, expected {dtype}{shape}")
-        if f"param_{len(expected)}" in arrays:
-            raise ValueError("more parameters than the architecture has")
+        params, buffers = _expected_shapes(layers)
+        for prefix, expected in (("param", params), ("buffer", buffers)):
+            for i, shape in enumerate(expected):
+                a = arrays[f"{prefix}_{i}"]
+                if a.shape != shape or a.dtype != dtype:
+                    raise ValueError(f"{prefix} {i} is {a.dtype}{a.shape}, expected {dtype}{shape}")
+            if f"{prefix}_{len(expected)}" in arrays:
+                raise ValueError(f"more {prefix}s than the architecture has")
         model = Sequential(layers, dtype=dtype.name)
         params = model.parameters()
         opt = optimizer_from_config(header["optimizer"]) if header.get("optimizer") else None
@@ -90,6 +87,8 @@ def load(path):
         raise ValueError(f"{path}: not a valid neurocore model file ({type(exc).__name__}: {exc})") from None
     for i, p in enumerate(params):
         np.copyto(p, arrays[f"param_{i}"])
+    for i, b in enumerate(_buffers(model)):
+        np.copyto(b, arrays[f"buffer_{i}"])
     if opt is not None:
         state = {k[len("optim_"):]: v for k, v in arrays.items() if k.startswith("optim_")}
         try:
@@ -98,3 +97,28 @@ def load(path):
             raise ValueError(f"{path}: optimizer state does not match the model ({exc})") from None
         model.optimizer = opt
     return model
+
+
+def _buffers(model) -> list:
+    """Non-parameter arrays that define the model's function: BatchNorm running statistics."""
+    out = []
+    for layer in model.parameter_layers():
+        views = layer._views()
+        out.extend(views[k] for k in ("running_mean", "running_var") if k in views)
+    return out
+
+
+def _expected_shapes(layers):
+    """Parameter and buffer shapes of an architecture, computed without building it."""
+    from .layers import BatchNorm, Dense, flatten
+
+    params, buffers = [], []
+    for layer, _ in flatten(layers):
+        if isinstance(layer, Dense):
+            params.append((layer.in_features, layer.out_features))
+            if layer.use_bias:
+                params.append((layer.out_features,))
+        elif isinstance(layer, BatchNorm):
+            params += [(layer.features,)] * 2
+            buffers += [(layer.features,)] * 2
+    return params, buffers

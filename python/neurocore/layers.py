@@ -9,15 +9,44 @@ import numpy as np
 
 from ._validation import as_numeric_array, check_float, check_int
 
-__all__ = ["Layer", "Dense", "Identity", "Sigmoid", "Tanh", "ReLU", "LeakyReLU", "Softmax", "INITIALIZERS"]
+__all__ = ["Layer", "Dense", "Identity", "Sigmoid", "Tanh", "ReLU", "LeakyReLU", "Softmax", "ELU", "GELU",
+           "Dropout", "BatchNorm", "Residual", "INITIALIZERS"]
 
 INITIALIZERS = ("he_uniform", "he_normal", "glorot_uniform", "glorot_normal", "lecun_normal", "zeros")
 
 
 class Layer:
-    """Base class; layers are bound to at most one model."""
+    """Base class; layers are bound to at most one model.
+
+    ``trainable`` (default True): set to False to freeze a layer (transfer learning): no gradient is
+    computed for its parameters and the optimizer leaves them unchanged.
+    """
 
     _model = None
+    _trainable = True
+
+    @property
+    def trainable(self) -> bool:
+        return self._trainable
+
+    @trainable.setter
+    def trainable(self, value) -> None:
+        if not isinstance(value, (bool, np.bool_)):
+            raise TypeError(f"trainable must be True or False, got {value!r}")
+        self._trainable = bool(value)
+        model = self._model() if self._model is not None else None
+        if model is not None:
+            model._net.set_trainable(self._index, self._trainable)
+
+    def spec(self) -> tuple:
+        """The layer as the C++ network takes it."""
+        raise NotImplementedError
+
+    def _clone(self) -> "Layer":
+        """An unbound copy with the same configuration (its arrays are copied by Sequential)."""
+        layer = layer_from_config(self.config())
+        layer._trainable = self._trainable
+        return layer
 
     def _bind(self, model, index: int, views: dict | None = None) -> None:
         if self._model is not None and self._model() is not None and self._model() is not model:
@@ -74,6 +103,9 @@ class Dense(Layer):
     def config(self) -> dict:
         return {"type": "Dense", "in_features": self.in_features, "out_features": self.out_features, "bias": self.use_bias}
 
+    def spec(self) -> tuple:
+        return ("dense", self.in_features, self.out_features, self.use_bias)
+
     def _views(self):
         if self._model is None:
             raise RuntimeError(f"{self!r} is not part of a Sequential yet: its parameters exist once the model is built")
@@ -124,6 +156,9 @@ class _Activation(Layer):
     def config(self) -> dict:
         return {"type": type(self).__name__}
 
+    def spec(self) -> tuple:
+        return (self.kind, float(self.alpha))
+
 
 class Identity(_Activation):
     """y = x."""
@@ -173,15 +208,199 @@ class Softmax(_Activation):
     kind = "softmax"
 
 
-_BY_NAME = {cls.__name__: cls for cls in (Dense, Identity, Sigmoid, Tanh, ReLU, LeakyReLU, Softmax)}
+class ELU(_Activation):
+    """y = x for x > 0, alpha * (exp(x) - 1) otherwise (alpha > 0)."""
+
+    kind = "elu"
+
+    def __init__(self, alpha: float = 1.0):
+        alpha = check_float(alpha, "ELU alpha")
+        if alpha <= 0:
+            raise ValueError(f"ELU alpha must be > 0, got {alpha}")
+        self.alpha = alpha
+
+    def __repr__(self) -> str:
+        return f"ELU(alpha={self.alpha:g})"
+
+    def config(self) -> dict:
+        return {"type": "ELU", "alpha": self.alpha}
+
+
+class GELU(_Activation):
+    """y = x * Phi(x) with the exact erf form (PyTorch's default)."""
+
+    kind = "gelu"
+
+
+class Dropout(Layer):
+    """Inverted dropout: in training (``fit``, ``forward(x, training=True)``) each element is zeroed with
+    probability p and the rest scaled by 1/(1-p); the identity in ``predict``/``evaluate``. Masks come
+    from the model's seeded generator, so runs are reproducible."""
+
+    def __init__(self, p: float = 0.5):
+        p = check_float(p, "Dropout p")
+        if not 0.0 <= p < 1.0:
+            raise ValueError(f"Dropout p must be in [0, 1), got {p}")
+        self.p = p
+
+    def __repr__(self) -> str:
+        return f"Dropout(p={self.p:g})"
+
+    def config(self) -> dict:
+        return {"type": "Dropout", "p": self.p}
+
+    def spec(self) -> tuple:
+        return ("dropout", self.p)
+
+
+class BatchNorm(Layer):
+    """Batch normalisation over the features of (batch, features) inputs: ``torch.nn.BatchNorm1d``.
+
+    Training normalises with the batch mean and (biased) variance and updates ``running_mean`` /
+    ``running_var`` (unbiased variance) with ``momentum``; inference uses the running statistics.
+    ``weight`` (scale, starts at 1) and ``bias`` (shift, starts at 0) are learned.
+    """
+
+    def __init__(self, features: int, momentum: float = 0.1, eps: float = 1e-5):
+        self.features = check_int(features, "BatchNorm features", minimum=1)
+        momentum = check_float(momentum, "BatchNorm momentum")
+        if not 0.0 <= momentum <= 1.0:
+            raise ValueError(f"BatchNorm momentum must be in [0, 1], got {momentum}")
+        eps = check_float(eps, "BatchNorm eps")
+        if eps <= 0:
+            raise ValueError(f"BatchNorm eps must be > 0, got {eps}")
+        self.momentum, self.eps = momentum, eps
+
+    def __repr__(self) -> str:
+        return f"BatchNorm({self.features})"
+
+    def config(self) -> dict:
+        return {"type": "BatchNorm", "features": self.features, "momentum": self.momentum, "eps": self.eps}
+
+    def spec(self) -> tuple:
+        return ("batchnorm", self.features, self.momentum, self.eps)
+
+    _views = Dense._views
+    _assign = Dense._assign
+    weight = Dense.weight
+    bias = Dense.bias
+    grad_weight = Dense.grad_weight
+    grad_bias = Dense.grad_bias
+    use_bias = True
+
+    @property
+    def running_mean(self) -> np.ndarray:
+        return self._views()["running_mean"]
+
+    @property
+    def running_var(self) -> np.ndarray:
+        return self._views()["running_var"]
+
+
+class Residual(Layer):
+    """A skip connection around a block: ``y = x + f(x)`` (the ResNet block) for layers that keep the
+    width of their input."""
+
+    def __init__(self, layers):
+        if isinstance(layers, Layer) or not hasattr(layers, "__iter__"):
+            raise TypeError(f"Residual expects a list of layers, got {type(layers).__name__}")
+        layers = list(layers)
+        if not layers:
+            raise ValueError("Residual needs at least one layer")
+        for i, layer in enumerate(layers):
+            if not isinstance(layer, Layer):
+                raise TypeError(f"Residual layer {i} must be a neurocore layer, got {type(layer).__name__}")
+        width_in = chain_widths(layers, None, "Residual")
+        width_out = chain_widths(layers, width_in, "Residual")
+        if width_in is not None and width_out != width_in:
+            raise ValueError(f"Residual block must keep its width: its input has {width_in} features but "
+                             f"its output has {width_out}")
+        self.layers = layers
+        self.width = width_in
+
+    def __repr__(self) -> str:
+        return "Residual([" + ", ".join(repr(layer) for layer in self.layers) + "])"
+
+    def config(self) -> dict:
+        return {"type": "Residual", "layers": [layer_config(layer) for layer in self.layers]}
+
+    @Layer.trainable.setter
+    def trainable(self, value) -> None:
+        Layer.trainable.fset(self, value)
+        for layer in self.layers:
+            layer.trainable = value
+
+    def _clone(self) -> "Residual":
+        block = Residual([layer._clone() for layer in self.layers])
+        block._trainable = self._trainable
+        return block
+
+
+def chain_widths(layers, width, owner: str):
+    """Check that sizes chain through layers starting from `width` (None: the first Dense decides);
+    returns the output width (None when no layer fixes it)."""
+    for i, layer in enumerate(layers):
+        if isinstance(layer, Dense):
+            if width is not None and layer.in_features != width:
+                raise ValueError(f"{owner} layer {i} {layer!r} expects {layer.in_features} inputs but the layer "
+                                 f"before it produces {width}")
+            width = layer.out_features
+        elif isinstance(layer, BatchNorm):
+            if width is not None and layer.features != width:
+                raise ValueError(f"{owner} layer {i} {layer!r} expects {layer.features} features but the layer "
+                                 f"before it produces {width}")
+            width = layer.features
+        elif isinstance(layer, Residual):
+            if width is None:
+                width = layer.width
+            elif layer.width is not None and layer.width != width:
+                raise ValueError(f"{owner} layer {i} is a residual block of width {layer.width} after a layer "
+                                 f"producing {width}")
+    return width
+
+
+def flatten(layers) -> list:
+    """Layers in the C++ network's order: a Residual becomes (begin marker, its layers, end marker).
+    Returns (layer or None, spec) pairs; the end marker has no layer."""
+    out = []
+    for layer in layers:
+        if isinstance(layer, Residual):
+            out.append((layer, ("residual_begin",)))
+            out.extend(flatten(layer.layers))
+            out.append((None, ("residual_end",)))
+        else:
+            out.append((layer, layer.spec()))
+    return out
+
+
+def layer_config(layer: Layer) -> dict:
+    cfg = layer.config()
+    if not layer.trainable:
+        cfg["trainable"] = False
+    return cfg
+
+
+_BY_NAME = {cls.__name__: cls for cls in (Dense, Identity, Sigmoid, Tanh, ReLU, LeakyReLU, Softmax, ELU, GELU,
+                                          Dropout, BatchNorm, Residual)}
 
 
 def layer_from_config(cfg: dict) -> Layer:
     """Rebuild a layer from :meth:`Layer.config` output (used by load)."""
+    if not isinstance(cfg, dict):
+        raise ValueError(f"a layer config must be a dict, got {cfg!r}")
     cfg = dict(cfg)
+    trainable = cfg.pop("trainable", True)
     cls = _BY_NAME.get(cfg.pop("type", None))
     if cls is None:
         raise ValueError(f"unknown layer type in config: {cfg!r}")
     if cls is Dense:
-        return Dense(cfg["in_features"], cfg["out_features"], bias=cfg.get("bias", True))
-    return cls(**cfg)
+        layer = Dense(cfg["in_features"], cfg["out_features"], bias=cfg.get("bias", True))
+    elif cls is Residual:
+        layer = Residual([layer_from_config(c) for c in cfg["layers"]])
+    else:
+        layer = cls(**cfg)
+    layer._trainable = bool(trainable)
+    if isinstance(layer, Residual):
+        for inner in layer.layers:
+            inner._trainable = inner._trainable and layer._trainable
+    return layer

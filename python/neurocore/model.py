@@ -8,7 +8,8 @@ import numpy as np
 
 from . import _core
 from ._validation import as_matrix, check_int, resolve_dtype
-from .layers import Dense, Layer, LeakyReLU, ReLU
+from .layers import (ELU, GELU, BatchNorm, Dense, Dropout, Layer, LeakyReLU, ReLU, chain_widths, flatten,
+                     layer_config)
 from .losses import get_loss
 from .optim import SGD
 
@@ -39,53 +40,79 @@ class Sequential:
         for i, layer in enumerate(layers):
             if not isinstance(layer, Layer):
                 raise TypeError(f"layer {i} must be a neurocore layer, got {type(layer).__name__} {layer!r}")
-        if len({id(layer) for layer in layers}) != len(layers):
-            raise ValueError("the same layer object appears twice; create a new layer for each position")
-        if not any(isinstance(layer, Dense) for layer in layers):
-            raise ValueError("Sequential needs at least one Dense layer (it fixes the input width)")
-        width = None
-        for i, layer in enumerate(layers):
-            if isinstance(layer, Dense):
-                if width is not None and layer.in_features != width:
-                    raise ValueError(f"layer {i} {layer!r} expects {layer.in_features} inputs but the layer before "
-                                     f"it produces {width}")
-                width = layer.out_features
-            if layer._model is not None and layer._model() is not None:
-                raise ValueError(f"layer {i} {layer!r} already belongs to another Sequential; create new layers")
         if seed is not None:
             seed = check_int(seed, "seed", minimum=0)
         self.dtype = resolve_dtype(dtype)
+        # Layers that already belong to a live model are copied with their arrays (transfer learning):
+        # weights are copied, never shared between models.
+        sources = {}
+        fresh = []
+        for layer in layers:
+            owner = layer._model() if layer._model is not None else None
+            if owner is not None:
+                clone = layer._clone()
+                for src, dst in _clone_pairs(layer, clone):
+                    sources[id(dst)] = src
+                fresh.append(clone)
+            else:
+                fresh.append(layer)
+        layers = fresh
+        flat = flatten(layers)
+        if len({id(layer) for layer, _ in flat if layer is not None}) != sum(layer is not None for layer, _ in flat):
+            raise ValueError("the same layer object appears twice; create a new layer for each position")
+        if not any(isinstance(layer, Dense) for layer, _ in flat):
+            raise ValueError("Sequential needs at least one Dense layer (it fixes the input width)")
+        chain_widths(layers, None, "Sequential")
         self.layers = layers
         self.seed = seed
         self.optimizer = None
-        specs = [("dense", l.in_features, l.out_features, l.use_bias) if isinstance(l, Dense) else (l.kind, float(l.alpha))
-                 for l in layers]
-        self._net = (_core.Network_float32 if self.dtype == np.float32 else _core.Network_float64)(specs)
+        self._net = (_core.Network_float32 if self.dtype == np.float32 else _core.Network_float64)(
+            [spec for _, spec in flat])
+        self._net.set_seed(seed if seed is not None else int(np.random.SeedSequence().entropy % (1 << 63)))
         self._params = self._net.params_array()
         grads = self._net.grads_array()
         grads.flags.writeable = False
-        self._layer_views = []
-        for i, (layer, (w, b, n_in, n_out)) in enumerate(zip(layers, self._net.param_slots())):
+        state = self._net.state_array()
+        self._layer_views = []   # per flattened position
+        self._flat_layers = [layer for layer, _ in flat]
+        for i, ((layer, _), (w, b, st, n_in, n_out)) in enumerate(zip(flat, self._net.param_slots())):
             views = {}
-            if w >= 0:
-                views["weight"] = self._params[w:w + n_in * n_out].reshape(n_in, n_out)
-                views["grad_weight"] = grads[w:w + n_in * n_out].reshape(n_in, n_out)
-            if b >= 0:
-                views["bias"] = self._params[b:b + n_out]
-                views["grad_bias"] = grads[b:b + n_out]
+            if isinstance(layer, BatchNorm):
+                views["weight"], views["grad_weight"] = self._params[w:w + n_out], grads[w:w + n_out]
+                views["bias"], views["grad_bias"] = self._params[b:b + n_out], grads[b:b + n_out]
+                views["running_mean"], views["running_var"] = state[st:st + n_out], state[st + n_out:st + 2 * n_out]
+            else:
+                if w >= 0:
+                    views["weight"] = self._params[w:w + n_in * n_out].reshape(n_in, n_out)
+                    views["grad_weight"] = grads[w:w + n_in * n_out].reshape(n_in, n_out)
+                if b >= 0:
+                    views["bias"] = self._params[b:b + n_out]
+                    views["grad_bias"] = grads[b:b + n_out]
             self._layer_views.append(views)
-            layer._bind(self, i, views)
+            if layer is not None:
+                layer._bind(self, i, views)
+                if not layer.trainable:
+                    self._net.set_trainable(i, False)
         self._initialise(np.random.default_rng(seed))
+        for i, layer in enumerate(self._flat_layers):
+            src = sources.get(id(layer))
+            if src is not None:
+                _copy_arrays(src, layer)
 
     # ----------------------------------------------------------------------------------------------
     def _initialise(self, rng: np.random.Generator) -> None:
-        for i, layer in enumerate(self.layers):
+        flat = self._flat_layers
+        for i, layer in enumerate(flat):
+            if isinstance(layer, BatchNorm):
+                self._layer_views[i]["weight"][...] = 1
+                self._layer_views[i]["bias"][...] = 0
+                continue
             if not isinstance(layer, Dense):
                 continue
-            nxt = self.layers[i + 1] if i + 1 < len(self.layers) else None
+            nxt = flat[i + 1] if i + 1 < len(flat) else None
             init = layer.init
             if init is None:
-                init = "he_uniform" if isinstance(nxt, (ReLU, LeakyReLU)) else "glorot_uniform"
+                init = "he_uniform" if isinstance(nxt, (ReLU, LeakyReLU, ELU, GELU)) else "glorot_uniform"
             fan_in, fan_out = layer.in_features, layer.out_features
             shape = (fan_in, fan_out)
             if isinstance(init, np.ndarray):
@@ -120,7 +147,7 @@ class Sequential:
         return sum(v.size for views in self._layer_views for k, v in views.items() if k in ("weight", "bias"))
 
     def parameters(self) -> list:
-        """The live parameter arrays, in order: weight then bias of each Dense layer. Writable views."""
+        """The live parameter arrays, in order: weight then bias of each Dense/BatchNorm layer. Writable views."""
         return [v[k] for v in self._layer_views for k in ("weight", "bias") if k in v]
 
     def gradients(self) -> list:
@@ -133,7 +160,10 @@ class Sequential:
 
     # ----------------------------------------------------------------------------------------------
     def _first_dense(self) -> Dense:
-        return next(layer for layer in self.layers if isinstance(layer, Dense))
+        return next(layer for layer in self._flat_layers if isinstance(layer, Dense))
+
+    def _has(self, cls) -> bool:
+        return any(isinstance(layer, cls) for layer in self._flat_layers)
 
     def _input(self, x, name="x", allow_empty=False, finite=False) -> np.ndarray:
         return as_matrix(x, self.dtype, name, cols=self.in_features, owner=repr(self._first_dense()),
@@ -147,18 +177,23 @@ class Sequential:
         x : array (batch, in_features)
             Any real dtype and memory layout (cast/copied once).
         training : bool
-            Reserved for layers that behave differently in training (none yet).
+            Dropout drops and BatchNorm uses (and updates) batch statistics, as in ``fit``.
 
         Returns
         -------
         ndarray (batch, out_features) of the model's dtype.
         """
-        return self._net.forward(self._input(x))
+        if not isinstance(training, (bool, np.bool_)):
+            raise TypeError(f"training must be True or False, got {training!r}")
+        x = self._input(x)
+        if training and x.shape[0] == 1 and self._has(BatchNorm):
+            raise ValueError("BatchNorm needs more than one sample per batch in training mode, got a batch of 1")
+        return self._net.forward(x, bool(training))
 
     def backward(self, grad_output) -> np.ndarray:
         """Back-propagate d loss / d output of the last :meth:`forward`.
 
-        Fills (overwrites) every ``grad_weight``/``grad_bias`` and returns d loss / d x, shaped like x.
+        Fills (overwrites) ``grad_weight``/``grad_bias`` of every trainable layer and returns d loss / d x.
         """
         rows = self._net.forward_rows
         if rows == 0:
@@ -170,14 +205,14 @@ class Sequential:
         return self._net.backward(g)
 
     def predict(self, x, batch_size: int = 1024) -> np.ndarray:
-        """The network's output for x (batch, in_features), computed in chunks of batch_size rows."""
+        """The network's output for x (batch, in_features) in inference mode, in chunks of batch_size rows."""
         batch_size = check_int(batch_size, "batch_size", minimum=1)
         return self._net.predict(self._input(x, allow_empty=True), batch_size)
 
     __call__ = predict
 
     def evaluate(self, x, y, loss="cross_entropy", batch_size: int = 1024) -> dict:
-        """``{"loss": ..., "accuracy": ...}`` on (x, y); accuracy only for classification losses."""
+        """``{"loss": ..., "accuracy": ...}`` on (x, y) in inference mode; accuracy for classification losses."""
         loss = get_loss(loss)
         x = self._input(x)
         target = loss.prepare_target(y, x.shape[0], self.out_features, self.dtype)
@@ -191,35 +226,50 @@ class Sequential:
 
     # ----------------------------------------------------------------------------------------------
     def fit(self, x, y, loss="cross_entropy", optimizer=None, epochs: int = 1, batch_size: int = 32,
-            shuffle: bool = True, seed=None, validation_data=None, verbose: int = 1,
+            shuffle: bool = True, seed=None, validation_data=None, validation_split: float = 0.0,
+            schedule=None, callbacks=(), augment=None, track_gradients: bool = False, verbose: int = 1,
             on_nonfinite: str = "raise") -> dict:
-        """Train with mini-batch SGD; the whole epoch loop runs in C++ with the GIL released.
+        """Train with mini-batches; the epoch loop runs in C++ with the GIL released.
 
         Parameters
         ----------
         x : array (n_samples, in_features); y : targets for ``loss`` (labels (n,) for cross-entropy,
             else shaped like the output).
         loss : Loss or name ('cross_entropy', 'mse', 'bce', 'bce_with_logits').
-        optimizer : SGD, optional. Defaults to the model's last optimizer, else ``SGD(lr=0.01)``.
+        optimizer : SGD, Adam or AdamW. Defaults to the model's last optimizer, else ``SGD(lr=0.01)``.
         epochs : int >= 0; batch_size : int >= 1
         shuffle : bool. False visits the batches in order (the last one possibly smaller).
-        seed : int or None. Seeds the shuffling: same seed, data and thread count give identical weights.
-        validation_data : (x_val, y_val), optional. Adds ``val_loss`` (and ``val_accuracy``) per epoch.
+        seed : int or None. Seeds shuffling, dropout masks, input noise and the validation split: the same
+            seed, data, starting weights and thread count give bitwise identical weights.
+        validation_data : (x_val, y_val), optional; or validation_split : float in [0, 1), the share of
+            (x, y) held out (shuffled; stratified by class for classification losses).
+        schedule : a learning-rate schedule (``neurocore.schedules``), applied per epoch or per step.
+        callbacks : callables ``f(epoch, metrics)``; one returning False stops training. EarlyStopping
+            (``neurocore.callbacks``) is one.
+        augment : ``neurocore.GaussianNoise(std)`` (added in C++, no Python per batch), or a callable
+            ``f(x_batch) -> x_batch`` applied to each mini-batch's inputs (one Python call per batch).
+        track_gradients : record ``history["grad_norm"]``: per epoch, the mean over steps of each Dense
+            layer's weight-gradient norm (computed in C++).
         verbose : 0 silent, 1 a progress bar per epoch.
         on_nonfinite : 'raise' (FloatingPointError) or 'warn' (RuntimeWarning and stop) when a batch loss
             becomes NaN/Inf; the parameters keep the values of the last finite step.
 
         Returns
         -------
-        dict of per-epoch lists: ``loss`` (the mean of the epoch's batch losses), and ``val_loss``,
-        ``val_accuracy`` when validation data is given. Ctrl-C stops within ~0.1 s, leaving the model at
-        its last completed step, and raises KeyboardInterrupt.
+        dict of per-epoch lists: ``loss`` (the mean of the epoch's batch losses), ``accuracy`` (for
+        classification), ``lr``, and ``val_loss``/``val_accuracy`` with validation data. Ctrl-C stops within
+        ~0.1 s, leaving the model at its last completed step, and raises KeyboardInterrupt.
         """
+        from .augment import GaussianNoise
+        from .callbacks import call_hook
+        from .optim import Optimizer
+        from .schedules import Schedule
+
         loss = get_loss(loss)
         if optimizer is None:
             optimizer = self.optimizer if self.optimizer is not None else SGD(lr=0.01)
-        if not isinstance(optimizer, SGD):
-            raise TypeError(f"optimizer must be an SGD instance, got {type(optimizer).__name__}")
+        if not isinstance(optimizer, Optimizer):
+            raise TypeError(f"optimizer must be an SGD, Adam or AdamW instance, got {type(optimizer).__name__}")
         epochs = check_int(epochs, "epochs", minimum=0)
         batch_size = check_int(batch_size, "batch_size", minimum=1)
         if not isinstance(shuffle, (bool, np.bool_)):
@@ -229,6 +279,25 @@ class Sequential:
         verbose = check_int(verbose, "verbose", minimum=0)
         if on_nonfinite not in ("raise", "warn"):
             raise ValueError(f"on_nonfinite must be 'raise' or 'warn', got {on_nonfinite!r}")
+        if schedule is not None and not isinstance(schedule, Schedule):
+            raise TypeError(f"schedule must be a neurocore.schedules.Schedule, got {type(schedule).__name__}")
+        callbacks = list(callbacks) if callbacks is not None else []
+        for cb in callbacks:
+            if not callable(cb):
+                raise TypeError(f"callbacks must be callables f(epoch, metrics), got {cb!r}")
+        noise = 0.0
+        if isinstance(augment, GaussianNoise):
+            noise, augment = augment.std, None
+        elif augment is not None and not callable(augment):
+            raise TypeError(f"augment must be a callable or neurocore.GaussianNoise, got {type(augment).__name__}")
+        if not isinstance(track_gradients, (bool, np.bool_)):
+            raise TypeError(f"track_gradients must be True or False, got {track_gradients!r}")
+        split = float(validation_split) if not isinstance(validation_split, bool) else -1.0
+        if not 0.0 <= split < 1.0:
+            raise ValueError(f"validation_split must be in [0, 1), got {validation_split!r}")
+        if split and validation_data is not None:
+            raise ValueError("give validation_data or validation_split, not both")
+
         x = self._input(x, "X", finite=True)
         n = x.shape[0]
         y_arr = np.asarray(y) if not isinstance(y, np.ndarray) else y
@@ -243,83 +312,223 @@ class Sequential:
             xv = self._input(validation_data[0], "x_val", finite=True)
             yv = loss.prepare_target(validation_data[1], xv.shape[0], self.out_features, self.dtype)
             val = (xv, yv)
+        elif split:
+            x, target, val = _split(x, target, split, loss, seed)
+            n = x.shape[0]
+        if self._has(BatchNorm) and (n % batch_size == 1 or n == 1):
+            raise ValueError(f"BatchNorm needs more than one sample per batch in training mode: {n} samples in "
+                             f"batches of {batch_size} leave a last batch of 1; change batch_size")
         optimizer._bind(self)
         self.optimizer = optimizer
+        if seed is not None:
+            self._net.set_seed(seed)
 
         history = {"loss": []}
         if loss.classification:
             history["accuracy"] = []
+        history["lr"] = []
         if val is not None:
             history["val_loss"] = []
             if loss.classification:
                 history["val_accuracy"] = []
+        if track_gradients:
+            history["grad_norm"] = []
         rng = np.random.default_rng(seed)
         n_steps = -(-n // batch_size)
-        for epoch in range(epochs):
-            order = rng.permutation(n) if shuffle else np.arange(n, dtype=np.int64)
-            mean_loss = self._run_epoch(x, target, order, loss, optimizer, batch_size, n_steps, epoch, epochs,
-                                        verbose, on_nonfinite, val, history)
-            if mean_loss is None:  # stopped on a non-finite loss with on_nonfinite='warn'
-                break
+        run = _EpochRun(self, x, target, loss, optimizer, batch_size, n_steps, verbose, on_nonfinite, noise,
+                        augment, track_gradients)
+        for cb in callbacks:
+            call_hook(cb, "on_train_begin", self)
+        try:
+            for epoch in range(epochs):
+                order = rng.permutation(n) if shuffle else np.arange(n, dtype=np.int64)
+                lrs = _epoch_lrs(schedule, optimizer.lr, epoch, n_steps)
+                metrics = run.epoch(order, epoch, epochs, lrs, val)
+                if metrics is None:  # stopped on a non-finite loss with on_nonfinite='warn'
+                    break
+                for key, value in metrics.items():
+                    history[key].append(value)
+                if schedule is not None:
+                    schedule.on_epoch_end(epoch, metrics)
+                stop = False
+                for cb in callbacks:
+                    if cb(epoch, dict(metrics)) is False:
+                        stop = True
+                if stop:
+                    break
+        finally:
+            for cb in callbacks:
+                call_hook(cb, "on_train_end", self)
         return history
-
-    def _run_epoch(self, x, target, order, loss, optimizer, batch_size, n_steps, epoch, epochs, verbose,
-                   on_nonfinite, val, history):
-        from .progress import EpochProgress
-
-        n = x.shape[0]
-        step, loss_sum, correct = 0, 0.0, 0
-        with EpochProgress(n, epoch, epochs, enabled=verbose > 0) as bar:
-            while step < n_steps:
-                done, loss_sum, nonfinite, bad, bad_row, batch_correct = self._net.train_steps(
-                    x, target, order, batch_size, step, n_steps - step, _STEP_BUDGET_S, loss_sum, loss.kind,
-                    *optimizer._kernel_args(), optimizer.velocity)
-                step += done
-                correct += batch_correct
-                bar.advance(min(step * batch_size, n), loss_sum / max(step, 1))
-                if bad_row >= 0:
-                    raise ValueError(f"label at row {bad_row} is outside [0, {self.out_features})")
-                if nonfinite:
-                    msg = (f"the loss became {bad} at epoch {epoch + 1}, step {step + 1} (of {n_steps}); training "
-                           f"stopped with the parameters of the last finite step. Try a lower learning rate "
-                           f"(lr={optimizer.lr:g}) or check the data scale.")
-                    if on_nonfinite == "raise":
-                        raise FloatingPointError(msg)
-                    warnings.warn(msg, RuntimeWarning, stacklevel=4)
-                    return None
-            mean_loss = loss_sum / n_steps
-            history["loss"].append(mean_loss)
-            metrics = {"loss": mean_loss}
-            if "accuracy" in history:  # over the epoch's training batches, as each was seen
-                history["accuracy"].append(correct / (n * (1 if loss.kind == "cross_entropy" else self.out_features)))
-                metrics["accuracy"] = history["accuracy"][-1]
-            if val is not None:
-                vm = self.evaluate(val[0], val[1], loss)
-                history["val_loss"].append(vm["loss"])
-                metrics["val_loss"] = vm["loss"]
-                if "val_accuracy" in history:
-                    history["val_accuracy"].append(vm["accuracy"])
-                    metrics["val_accuracy"] = vm["accuracy"]
-            bar.finish(metrics)
-        return mean_loss
 
     # ----------------------------------------------------------------------------------------------
     def get_config(self) -> dict:
-        return {"dtype": self.dtype.name, "layers": [layer.config() for layer in self.layers]}
+        return {"dtype": self.dtype.name, "layers": [layer_config(layer) for layer in self.layers]}
 
     def save(self, path, include_optimizer: bool = False) -> None:
-        """Write architecture, dtype and weights (and optimizer state) to one ``.npz`` file; see :func:`load`."""
+        """Write architecture, dtype, weights and BatchNorm statistics (and optimizer state) to one ``.npz``
+        file; see :func:`neurocore.load`."""
         from .io import save
 
         save(self, path, include_optimizer=include_optimizer)
 
+    def load_weights(self, source, strict: bool = True) -> list:
+        """Copy weights layer by layer from a saved file or another model (transfer learning).
+
+        Layers are matched in order among those with parameters (Dense, BatchNorm); each pair must have the
+        same shapes. With ``strict=False`` copying stops at the first mismatch instead of raising. Returns
+        the indices (in ``parameter_layers()`` order) of the layers copied. The model's dtype is kept.
+        """
+        from .io import load
+
+        other = source if isinstance(source, Sequential) else load(source)
+        mine, theirs = self.parameter_layers(), other.parameter_layers()
+        plan = []
+        for i, (a, b) in enumerate(zip(mine, theirs)):
+            va, vb = a._views(), b._views()
+            keys = [k for k in ("weight", "bias", "running_mean", "running_var") if k in va or k in vb]
+            if type(a) is not type(b) or not all(k in va and k in vb and va[k].shape == vb[k].shape for k in keys):
+                if strict:
+                    raise ValueError(f"layer {i}: {a!r} cannot take the weights of {b!r}")
+                break
+            plan.append((i, a, b))
+        for _, a, b in plan:
+            _copy_arrays(b, a)
+        return [i for i, _, _ in plan]
+
+    def parameter_layers(self) -> list:
+        """The layers that hold parameters (Dense, BatchNorm), in network order (inside Residual blocks too)."""
+        return [layer for layer in self._flat_layers if isinstance(layer, (Dense, BatchNorm))]
+
     def __repr__(self) -> str:
         lines = [f"Sequential(dtype={self.dtype.name}, {self.n_parameters:,} parameters)"]
-        for i, layer in enumerate(self.layers):
-            if isinstance(layer, Dense):
-                shapes = f"weight {layer.in_features}x{layer.out_features}" + (f", bias {layer.out_features}" if layer.use_bias else "")
-                count = layer.in_features * layer.out_features + (layer.out_features if layer.use_bias else 0)
-                lines.append(f"  ({i}) {layer!r:<28} {shapes:<28} {count:>12,}")
-            else:
-                lines.append(f"  ({i}) {layer!r}")
+
+        def walk(layers, indent):
+            for i, layer in enumerate(layers):
+                frozen = "" if layer.trainable else "  (frozen)"
+                if isinstance(layer, Dense):
+                    shapes = f"weight {layer.in_features}x{layer.out_features}" + (f", bias {layer.out_features}" if layer.use_bias else "")
+                    count = layer.in_features * layer.out_features + (layer.out_features if layer.use_bias else 0)
+                    lines.append(f"{indent}({i}) {layer!r:<28} {shapes:<28} {count:>12,}{frozen}")
+                elif isinstance(layer, BatchNorm):
+                    lines.append(f"{indent}({i}) {layer!r:<28} {'scale, shift ' + str(layer.features):<28} "
+                                 f"{2 * layer.features:>12,}{frozen}")
+                elif hasattr(layer, "layers"):
+                    lines.append(f"{indent}({i}) Residual: x + f(x), f =")
+                    walk(layer.layers, indent + "    ")
+                else:
+                    lines.append(f"{indent}({i}) {layer!r}")
+
+        walk(self.layers, "  ")
         return "\n".join(lines)
+
+
+def _clone_pairs(src: Layer, clone: Layer):
+    """(source, clone) for a layer and, for a Residual block, every layer inside it."""
+    yield src, clone
+    for a, b in zip(getattr(src, "layers", ()), getattr(clone, "layers", ())):
+        yield from _clone_pairs(a, b)
+
+
+def _copy_arrays(src: Layer, dst: Layer) -> None:
+    """Copy a layer's parameters (and BatchNorm statistics) into another layer of the same shape."""
+    for key, value in getattr(src, "_views_dict", {}).items():
+        if not key.startswith("grad_"):
+            np.copyto(dst._views_dict[key], value, casting="unsafe")
+
+
+def _split(x, target, share, loss, seed):
+    """Hold out `share` of (x, target), shuffled; stratified by class for classification losses."""
+    from .datasets import train_test_split
+
+    n = x.shape[0]
+    if loss.kind == "cross_entropy":
+        strata = target
+    elif loss.classification and target.shape[1] == 1:
+        strata = (target[:, 0] >= 0.5).astype(np.int64)
+    else:
+        strata = None
+    n_val = int(math.ceil(share * n))
+    if n_val < 1 or n - n_val < 1:
+        raise ValueError(f"validation_split={share} leaves no training or no validation sample of {n}")
+    stratify = strata is not None and np.min(np.bincount(strata)) >= 2
+    idx = np.arange(n)
+    tr, va, _, _ = train_test_split(idx, strata if strata is not None else np.zeros(n, np.int64),
+                                    test_size=share, seed=0 if seed is None else seed, stratify=stratify)
+    return (np.ascontiguousarray(x[tr]), np.ascontiguousarray(target[tr]),
+            (np.ascontiguousarray(x[va]), np.ascontiguousarray(target[va])))
+
+
+def _epoch_lrs(schedule, base_lr, epoch, n_steps):
+    """The learning rate of each step of this epoch."""
+    if schedule is None:
+        return np.full(n_steps, base_lr)
+    if schedule.interval == "epoch":
+        return np.full(n_steps, schedule.lr(base_lr, epoch))
+    return np.array([schedule.lr(base_lr, epoch * n_steps + s) for s in range(n_steps)], dtype=np.float64)
+
+
+class _EpochRun:
+    """Drives one epoch through the C++ loop in slices of ~0.1 s (Ctrl-C, progress bar)."""
+
+    def __init__(self, model, x, target, loss, optimizer, batch_size, n_steps, verbose, on_nonfinite, noise,
+                 augment, track_gradients):
+        self.model, self.x, self.target, self.loss, self.opt = model, x, target, loss, optimizer
+        self.batch_size, self.n_steps, self.verbose, self.on_nonfinite = batch_size, n_steps, verbose, on_nonfinite
+        self.noise, self.augment = noise, augment
+        self.grad_norms = np.zeros(model._net.n_dense) if track_gradients else None
+
+    def _steps(self, x, target, order, batch_size, first, count, loss_sum, lrs):
+        net = self.model._net
+        res = net.train_steps(x, target, order, batch_size, first, count, _STEP_BUDGET_S, loss_sum, self.loss.kind,
+                              self.opt._state(), lrs, self.noise, self.grad_norms)
+        done, loss_sum, nonfinite, bad, bad_row, correct, self.opt.steps = res
+        return done, loss_sum, nonfinite, bad, bad_row, correct
+
+    def epoch(self, order, epoch, epochs, lrs, val):
+        from .progress import EpochProgress
+
+        model, n = self.model, self.x.shape[0]
+        if self.grad_norms is not None:
+            self.grad_norms[:] = 0
+        step, loss_sum, correct = 0, 0.0, 0
+        with EpochProgress(n, epoch, epochs, enabled=self.verbose > 0) as bar:
+            while step < self.n_steps:
+                if self.augment is None:
+                    done, loss_sum, nonfinite, bad, bad_row, got = self._steps(
+                        self.x, self.target, order, self.batch_size, step, self.n_steps - step, loss_sum, lrs)
+                else:  # a Python augmentation: one C++ step per batch, on the augmented batch
+                    idx = order[step * self.batch_size:(step + 1) * self.batch_size]
+                    xb = model._input(self.augment(self.x[idx]), "augment(x_batch)", finite=True)
+                    if xb.shape[0] != len(idx):
+                        raise ValueError(f"augment must return {len(idx)} rows, got {xb.shape[0]}")
+                    done, loss_sum, nonfinite, bad, bad_row, got = self._steps(
+                        xb, self.target[idx], np.arange(len(idx), dtype=np.int64), len(idx), 0, 1, loss_sum,
+                        lrs[step:step + 1])
+                step += done
+                correct += got
+                bar.advance(min(step * self.batch_size, n), loss_sum / max(step, 1))
+                if bad_row >= 0:
+                    raise ValueError(f"label at row {bad_row} is outside [0, {model.out_features})")
+                if nonfinite:
+                    msg = (f"the loss became {bad} at epoch {epoch + 1}, step {step + 1} (of {self.n_steps}); "
+                           f"training stopped with the parameters of the last finite step. Try a lower learning "
+                           f"rate (lr={float(lrs[min(step, len(lrs) - 1)]):g}) or check the data scale.")
+                    if self.on_nonfinite == "raise":
+                        raise FloatingPointError(msg)
+                    warnings.warn(msg, RuntimeWarning, stacklevel=4)
+                    return None
+            metrics = {"loss": loss_sum / self.n_steps}
+            if self.loss.classification:  # over the epoch's training batches, as each was seen
+                per_sample = 1 if self.loss.kind == "cross_entropy" else model.out_features
+                metrics["accuracy"] = correct / (n * per_sample)
+            metrics["lr"] = float(lrs[-1])
+            if val is not None:
+                vm = model.evaluate(val[0], val[1], self.loss)
+                metrics["val_loss"] = vm["loss"]
+                if "accuracy" in vm:
+                    metrics["val_accuracy"] = vm["accuracy"]
+            if self.grad_norms is not None:
+                metrics["grad_norm"] = (self.grad_norms / self.n_steps).tolist()
+            bar.finish({k: v for k, v in metrics.items() if k != "grad_norm"})
+        return metrics

@@ -1,4 +1,9 @@
-"""Optimizers: fused single-pass updates over the model's flat parameter buffer."""
+"""Optimizers: fused single-pass C++ updates over the model's flat parameter buffer.
+
+Each follows the update rule of its ``torch.optim`` namesake, so results compare step for step. All take
+``clip_norm``: when set, gradients are scaled so their global L2 norm is at most clip_norm before the step
+(``torch.nn.utils.clip_grad_norm_``'s rule). Frozen layers (``trainable=False``) are skipped.
+"""
 from __future__ import annotations
 
 import numbers
@@ -8,10 +13,100 @@ import numpy as np
 
 from ._validation import check_float
 
-__all__ = ["SGD"]
+__all__ = ["Optimizer", "SGD", "Adam", "AdamW"]
 
 
-class SGD:
+class Optimizer:
+    """Base class: hyper-parameters, the flat state buffers (allocated once per model) and a step count."""
+
+    kind = ""
+    n_states = 0
+
+    def __init__(self, lr: float, weight_decay: float, clip_norm):
+        lr = check_float(lr, f"{type(self).__name__} lr")
+        if lr <= 0:
+            raise ValueError(f"{type(self).__name__} lr must be > 0, got {lr}")
+        weight_decay = check_float(weight_decay, f"{type(self).__name__} weight_decay")
+        if weight_decay < 0:
+            raise ValueError(f"{type(self).__name__} weight_decay must be >= 0, got {weight_decay}")
+        if clip_norm is not None:
+            clip_norm = check_float(clip_norm, f"{type(self).__name__} clip_norm")
+            if clip_norm <= 0:
+                raise ValueError(f"{type(self).__name__} clip_norm must be > 0, got {clip_norm}")
+        self.lr, self.weight_decay, self.clip_norm = lr, weight_decay, clip_norm
+        self.steps = 0
+        self.states = []
+        self._model = None
+
+    def _needs_states(self) -> int:
+        return self.n_states
+
+    def _bind(self, model) -> None:
+        """Attach to model (once); the state buffers are allocated here, never per step. A new model
+        (including one created after the previous model was freed) starts from fresh state."""
+        current = self._model() if self._model is not None else None
+        if current is model:
+            return
+        if current is not None:
+            raise ValueError("this optimizer already holds the state of another model; create one optimizer per model")
+        self._model = weakref.ref(model)
+        size = model._net.n_params  # the flat buffer's length (tensors padded to 64-byte boundaries)
+        self.states = [np.zeros(size, dtype=model.dtype) for _ in range(self._needs_states())]
+        self.steps = 0
+
+    def _hyper(self) -> dict:
+        raise NotImplementedError
+
+    def _state(self) -> dict:
+        """What the C++ loop takes: the rule, its hyper-parameters, state arrays and step count."""
+        d = {"kind": self.kind, "lr": self.lr, "weight_decay": self.weight_decay,
+             "clip_norm": self.clip_norm or 0.0, "step": self.steps}
+        d.update(self._hyper())
+        for i, arr in enumerate(self.states):
+            d[f"state{i + 1}"] = arr
+        return d
+
+    def step(self, model) -> float:
+        """Update ``model``'s trainable parameters from the gradients of its last ``backward``.
+
+        Returns the global gradient norm before clipping.
+        """
+        from .model import Sequential
+
+        if not isinstance(model, Sequential):
+            raise TypeError(f"{type(self).__name__}.step expects a Sequential, got {type(model).__name__}")
+        self._bind(model)
+        norm, self.steps = model._net.optimizer_step(self._state(), self.lr)
+        return norm
+
+    def config(self) -> dict:
+        return {"type": type(self).__name__, "lr": self.lr, "weight_decay": self.weight_decay,
+                "clip_norm": self.clip_norm, **self._public_hyper()}
+
+    def _public_hyper(self) -> dict:
+        return {}
+
+    def state_arrays(self) -> dict:
+        out = {f"state{i + 1}": a for i, a in enumerate(self.states)}
+        out["steps"] = np.array([self.steps], dtype=np.int64)
+        return out
+
+    def load_state_arrays(self, arrays: dict, model) -> None:
+        self._bind(model)
+        for i, a in enumerate(self.states):
+            v = arrays.get(f"state{i + 1}")
+            if v is None or v.shape != a.shape:
+                raise ValueError(f"optimizer state {i + 1} is missing or has the wrong shape")
+            np.copyto(a, v)
+        if "steps" in arrays:
+            self.steps = int(arrays["steps"][0])
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.config().items() if k != "type")
+        return f"{type(self).__name__}({args})"
+
+
+class SGD(Optimizer):
     r"""Mini-batch stochastic gradient descent, exactly ``torch.optim.SGD`` with dampening 0.
 
     For every parameter :math:`\theta` with gradient :math:`g` (one fused C++ pass over all of them)::
@@ -27,12 +122,14 @@ class SGD:
     momentum : float in [0, 1)
     nesterov : bool, needs momentum > 0
     weight_decay : float >= 0
+    clip_norm : float > 0 or None
     """
 
-    def __init__(self, lr: float = 0.01, momentum: float = 0.0, nesterov: bool = False, weight_decay: float = 0.0):
-        lr = check_float(lr, "SGD lr")
-        if lr <= 0:
-            raise ValueError(f"SGD lr must be > 0, got {lr}")
+    kind = "sgd"
+
+    def __init__(self, lr: float = 0.01, momentum: float = 0.0, nesterov: bool = False, weight_decay: float = 0.0,
+                 clip_norm=None):
+        super().__init__(lr, weight_decay, clip_norm)
         momentum = check_float(momentum, "SGD momentum")
         if not 0.0 <= momentum < 1.0:
             raise ValueError(f"SGD momentum must be in [0, 1), got {momentum}")
@@ -40,64 +137,83 @@ class SGD:
             raise TypeError(f"SGD nesterov must be True or False, got {nesterov!r}")
         if nesterov and momentum == 0.0:
             raise ValueError("SGD nesterov=True needs momentum > 0")
-        weight_decay = check_float(weight_decay, "SGD weight_decay")
-        if weight_decay < 0:
-            raise ValueError(f"SGD weight_decay must be >= 0, got {weight_decay}")
-        self.lr, self.momentum, self.nesterov, self.weight_decay = lr, momentum, bool(nesterov), weight_decay
-        self._model = None
-        self.velocity = None     # (n_params,) momentum buffer in the model's dtype, allocated on first use
+        self.momentum, self.nesterov = momentum, bool(nesterov)
 
-    def __repr__(self) -> str:
-        return (f"SGD(lr={self.lr:g}, momentum={self.momentum:g}, nesterov={self.nesterov}, "
-                f"weight_decay={self.weight_decay:g})")
+    def _needs_states(self) -> int:
+        return 1 if self.momentum > 0 else 0
 
-    def config(self) -> dict:
-        return {"type": "SGD", "lr": self.lr, "momentum": self.momentum, "nesterov": self.nesterov,
-                "weight_decay": self.weight_decay}
+    def _hyper(self) -> dict:
+        return {"momentum": self.momentum, "nesterov": self.nesterov}
 
-    def _bind(self, model) -> None:
-        """Attach to model (once); the state buffer is allocated here, never per step."""
-        current = self._model() if self._model is not None else None
-        if current is model:
-            return
-        if current is not None:
-            raise ValueError("this optimizer already holds the state of another model; create one optimizer per model")
-        # A new model (including one after the previous model was freed) starts from zero momentum.
-        self._model = weakref.ref(model)
-        self.velocity = None
-        size = model._net.n_params  # the flat buffer's length (tensors padded to 64-byte boundaries)
-        if self.momentum > 0:
-            self.velocity = np.zeros(size, dtype=model.dtype)
+    _public_hyper = _hyper
 
-    def _kernel_args(self):
-        return self.lr, self.momentum, self.weight_decay, self.nesterov
-
-    def step(self, model) -> None:
-        """Update ``model``'s parameters from the gradients of its last ``backward``."""
-        from .model import Sequential
-
-        if not isinstance(model, Sequential):
-            raise TypeError(f"SGD.step expects a Sequential, got {type(model).__name__}")
-        self._bind(model)
-        model._net.sgd_step(self.velocity, *self._kernel_args())
-
-    def state_arrays(self) -> dict:
-        return {} if self.velocity is None else {"velocity": self.velocity}
-
-    def load_state_arrays(self, arrays: dict, model) -> None:
-        self._bind(model)
-        if "velocity" in arrays and self.velocity is not None:
-            v = arrays["velocity"]
-            if v.shape != self.velocity.shape:
-                raise ValueError(f"optimizer state has shape {v.shape}, expected {self.velocity.shape}")
-            np.copyto(self.velocity, v)
+    @property
+    def velocity(self):
+        """The momentum buffer (flat, the model's dtype), or None."""
+        return self.states[0] if self.states else None
 
 
-def optimizer_from_config(cfg: dict):
-    cfg = dict(cfg)
-    kind = cfg.pop("type", None)
-    if kind != "SGD":
-        raise ValueError(f"unknown optimizer type {kind!r}")
-    if not all(isinstance(v, (numbers.Real, bool)) for v in cfg.values()):
+class Adam(Optimizer):
+    r"""Adam, exactly ``torch.optim.Adam`` (L2 penalty added to the gradient)::
+
+        g = g + weight_decay * theta
+        m = beta1 * m + (1 - beta1) * g;   s = beta2 * s + (1 - beta2) * g^2
+        theta = theta - lr / (1 - beta1^t) * m / (sqrt(s) / sqrt(1 - beta2^t) + eps)
+
+    Parameters
+    ----------
+    lr : float > 0; betas : (beta1, beta2), each in [0, 1); eps : float > 0; weight_decay : float >= 0;
+    clip_norm : float > 0 or None
+    """
+
+    kind = "adam"
+    n_states = 2
+
+    def __init__(self, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-8, weight_decay: float = 0.0,
+                 clip_norm=None):
+        super().__init__(lr, weight_decay, clip_norm)
+        name = type(self).__name__
+        if not isinstance(betas, (tuple, list)) or len(betas) != 2:
+            raise TypeError(f"{name} betas must be a pair (beta1, beta2), got {betas!r}")
+        b1, b2 = (check_float(b, f"{name} betas") for b in betas)
+        for b in (b1, b2):
+            if not 0.0 <= b < 1.0:
+                raise ValueError(f"{name} betas must each be in [0, 1), got {tuple(betas)}")
+        eps = check_float(eps, f"{name} eps")
+        if eps <= 0:
+            raise ValueError(f"{name} eps must be > 0, got {eps}")
+        self.betas, self.eps = (b1, b2), eps
+
+    def _hyper(self) -> dict:
+        return {"beta1": self.betas[0], "beta2": self.betas[1], "eps": self.eps}
+
+    def _public_hyper(self) -> dict:
+        return {"betas": list(self.betas), "eps": self.eps}
+
+
+class AdamW(Adam):
+    r"""AdamW, exactly ``torch.optim.AdamW``: decoupled weight decay ``theta *= 1 - lr * weight_decay``
+    before the Adam step (which then uses the plain gradient). Default weight_decay 0.01, as in PyTorch."""
+
+    kind = "adamw"
+
+    def __init__(self, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-8, weight_decay: float = 0.01,
+                 clip_norm=None):
+        super().__init__(lr, betas, eps, weight_decay, clip_norm)
+
+
+_BY_NAME = {cls.__name__: cls for cls in (SGD, Adam, AdamW)}
+
+
+def optimizer_from_config(cfg: dict) -> Optimizer:
+    if not isinstance(cfg, dict):
         raise ValueError(f"bad optimizer config {cfg!r}")
-    return SGD(**cfg)
+    cfg = dict(cfg)
+    cls = _BY_NAME.get(cfg.pop("type", None))
+    if cls is None:
+        raise ValueError(f"unknown optimizer type in config: {cfg!r}")
+    if "betas" in cfg:
+        cfg["betas"] = tuple(cfg["betas"])
+    if not all(v is None or isinstance(v, (numbers.Real, bool, tuple)) for v in cfg.values()):
+        raise ValueError(f"bad optimizer config {cfg!r}")
+    return cls(**cfg)
