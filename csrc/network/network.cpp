@@ -25,6 +25,28 @@ index_t padded(index_t n, std::size_t elem) {
 }  // namespace
 
 template <typename T>
+int Network<T>::num_threads_setting() { return num_threads(); }
+
+// The first steps try both options (after one warm-up each), then the faster one runs, except for two
+// steps of the other one every 256 steps.
+template <typename T>
+int Network<T>::ThreadTuner::pick(int max_threads) {
+    if (max_threads <= 1) return 1;
+    const index_t s = step++;
+    if (s < 6) return s % 2 == 0 ? max_threads : 1;
+    const int best = mean_s[1] <= mean_s[0] ? 1 : 0;
+    const int option = (s % 256) < 2 ? 1 - best : best;
+    return option == 1 ? max_threads : 1;
+}
+
+template <typename T>
+void Network<T>::ThreadTuner::record(int option, double seconds) {
+    if (step <= 2) return;   // warm-up steps allocate and fault in pages
+    mean_s[option] = samples[option] == 0 ? seconds : 0.8 * mean_s[option] + 0.2 * seconds;
+    samples[option] += 1;
+}
+
+template <typename T>
 Network<T>::Lock::Lock(Network& n) : net_(n) {
     if (n.busy_.exchange(true, std::memory_order_acquire))
         throw std::runtime_error("this model is already running in another thread; use one model per thread");
@@ -202,7 +224,7 @@ void Network<T>::reserve(index_t rows) {
 template <typename T>
 const T* Network<T>::run_forward(index_t rows, bool training) {
     const KernelTable<T>& kt = kernels<T>();
-    const int threads = num_threads();
+    const int nt = threads();
     const std::uint64_t key = training ? next_key(1) : 0;
     for (std::size_t s = 0; s < stages_.size(); ++s) {
         const Stage& st = stages_[s];
@@ -217,15 +239,15 @@ const T* Network<T>::run_forward(index_t rows, bool training) {
                 T* z = st.act == Act::gelu ? aux : out;
                 GemmCall<T> g{rows, st.out, st.in, in, st.in, 1, params_.data() + st.weight, st.out, 1, z, st.out,
                               st.bias >= 0 ? params_.data() + st.bias : nullptr, after ? Act::identity : st.act, st.alpha};
-                kt.gemm(g, gemm_ws_.data(), gemm_ws_.size(), threads);
-                if (after) kt.act_forward(out, z, rows, st.out, st.act, st.alpha, threads);
+                kt.gemm(g, gemm_ws_.data(), gemm_ws_.size(), nt);
+                if (after) kt.act_forward(out, z, rows, st.out, st.act, st.alpha, nt);
                 break;
             }
             case LayerKind::activation:
-                kt.act_forward(out, in, rows, st.out, st.act, st.alpha, threads);
+                kt.act_forward(out, in, rows, st.out, st.act, st.alpha, nt);
                 break;
             case LayerKind::dropout:
-                if (training && st.p > 0) kt.dropout_forward(out, aux, in, rows, st.out, st.p, key ^ std::uint64_t(s) * 0x9e3779b97f4a7c15ULL, threads);
+                if (training && st.p > 0) kt.dropout_forward(out, aux, in, rows, st.out, st.p, key ^ std::uint64_t(s) * 0x9e3779b97f4a7c15ULL, nt);
                 else std::memcpy(out, in, sizeof(T) * size_t(n));
                 break;
             case LayerKind::batchnorm: {
@@ -252,7 +274,7 @@ const T* Network<T>::run_forward(index_t rows, bool training) {
 template <typename T>
 const T* Network<T>::run_backward(index_t rows, bool want_dx) {
     const KernelTable<T>& kt = kernels<T>();
-    const int threads = num_threads();
+    const int nt = threads();
     T* g = grad_a_.data();
     T* spare = grad_b_.data();
     for (std::size_t s = stages_.size(); s-- > 0;) {
@@ -262,24 +284,24 @@ const T* Network<T>::run_backward(index_t rows, bool want_dx) {
         const bool stop_after = !want_dx && !grad_needed_below_[s];   // nothing below needs a gradient
         switch (st.kind) {
             case LayerKind::dense: {
-                if (st.act == Act::gelu) kt.gelu_backward(g, aux, g, rows, st.out, threads);
-                else if (st.act != Act::identity) kt.act_backward(g, outs_[s], g, rows, st.out, st.act, st.alpha, threads);
+                if (st.act == Act::gelu) kt.gelu_backward(g, aux, g, rows, st.out, nt);
+                else if (st.act != Act::identity) kt.act_backward(g, outs_[s], g, rows, st.out, st.act, st.alpha, nt);
                 if (st.trainable) {
-                    if (st.bias >= 0) kt.bias_grad(grads_.data() + st.bias, g, rows, st.out, threads);
+                    if (st.bias >= 0) kt.bias_grad(grads_.data() + st.bias, g, rows, st.out, nt);
                     GemmCall<T> dw{st.in, st.out, rows, in, 1, st.in, g, st.out, 1, grads_.data() + st.weight, st.out,
                                    nullptr, Act::identity, T(0)};
-                    kt.gemm(dw, gemm_ws_.data(), gemm_ws_.size(), threads);
+                    kt.gemm(dw, gemm_ws_.data(), gemm_ws_.size(), nt);
                 }
                 if (stop_after) return nullptr;
                 GemmCall<T> dx{rows, st.in, st.out, g, st.out, 1, params_.data() + st.weight, 1, st.out, spare, st.in,
                                nullptr, Act::identity, T(0)};
-                kt.gemm(dx, gemm_ws_.data(), gemm_ws_.size(), threads);
+                kt.gemm(dx, gemm_ws_.data(), gemm_ws_.size(), nt);
                 std::swap(g, spare);
                 break;
             }
             case LayerKind::activation:
-                if (st.act == Act::gelu) kt.gelu_backward(g, in, g, rows, st.out, threads);
-                else kt.act_backward(g, outs_[s], g, rows, st.out, st.act, st.alpha, threads);
+                if (st.act == Act::gelu) kt.gelu_backward(g, in, g, rows, st.out, nt);
+                else kt.act_backward(g, outs_[s], g, rows, st.out, st.act, st.alpha, nt);
                 break;
             case LayerKind::dropout:
                 if (forward_training_ && st.p > 0) kt.multiply(g, g, aux, rows * st.out);
@@ -354,10 +376,10 @@ double Network<T>::optimizer_step(OptimizerRef<T>& opt, double lr) {
         p.bias_correction1 = 1.0 - std::pow(p.beta1, double(opt.step));
         p.bias_correction2 = 1.0 - std::pow(p.beta2, double(opt.step));
     }
-    const int threads = num_threads();
+    const int nt = threads();
     for (const auto& [off, len] : trainable_ranges_)
         kt.optim_step(params_.data() + off, grads_.data() + off, opt.state1 ? opt.state1 + off : nullptr,
-                      opt.state2 ? opt.state2 + off : nullptr, len, p, threads);
+                      opt.state2 ? opt.state2 + off : nullptr, len, p, nt);
     return norm;
 }
 
@@ -390,7 +412,14 @@ TrainProgress Network<T>::train(TrainRequest<T>& req) {
     const KernelTable<T>& kt = kernels<T>();
     const index_t n_steps = (req.n + req.batch_size - 1) / req.batch_size;
     const index_t last = req.first_step + req.max_steps < n_steps ? req.first_step + req.max_steps : n_steps;
+    const int max_threads = num_threads();
+    struct ResetChoice {
+        int& choice;
+        ~ResetChoice() { choice = 0; }
+    } reset{thread_choice_};
     for (index_t step = req.first_step; step < last; ++step) {
+        thread_choice_ = tuner_.pick(max_threads);
+        const auto step_start = clock::now();
         const index_t begin = step * req.batch_size;
         const index_t rows = req.n - begin < req.batch_size ? req.n - begin : req.batch_size;
         const std::int64_t* idx = req.order + begin;
@@ -424,7 +453,10 @@ TrainProgress Network<T>::train(TrainRequest<T>& req) {
         optimizer_step(req.opt, req.lr_per_step ? req.lr_per_step[step] : req.opt.params.lr);
         prog.steps += 1;
         prog.loss_sum += value;
-        if (std::chrono::duration<double>(clock::now() - start_time).count() > req.time_budget_s) break;
+        const auto now = clock::now();
+        if (rows == req.batch_size)   // a smaller last batch would skew the timing
+            tuner_.record(tuner_.option_of(thread_choice_), std::chrono::duration<double>(now - step_start).count());
+        if (std::chrono::duration<double>(now - start_time).count() > req.time_budget_s) break;
     }
     return prog;
 }

@@ -150,6 +150,23 @@ class Network {
     index_t ws_rows_ = 0;
     std::uint64_t seed_ = 0, draws_ = 0;
     std::atomic<bool> busy_{false};
+
+    // Threads the kernels use: num_threads(), unless the training loop's tuner picked fewer.
+    int threads() const { return thread_choice_ > 0 ? thread_choice_ : num_threads_setting(); }
+    static int num_threads_setting();
+    int thread_choice_ = 0;
+
+    // Adaptive threading in the training loop: fork/join only pays when every thread gets a core and
+    // enough work. The tuner times steps with all threads and with one (results are bitwise identical
+    // either way), keeps the faster and re-checks now and then, since machine load changes.
+    struct ThreadTuner {
+        double mean_s[2] = {0.0, 0.0};   // smoothed step time: [0] one thread, [1] all threads
+        index_t samples[2] = {0, 0};
+        index_t step = 0;
+        int pick(int max_threads);
+        void record(int option, double seconds);
+        int option_of(int threads) const { return threads > 1 ? 1 : 0; }
+    } tuner_;
 };
 
 extern template class Network<float>;
