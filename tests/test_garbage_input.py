@@ -1,0 +1,540 @@
+"""Garbage for every public argument of the API contract: a ValueError/TypeError/OverflowError (OSError for
+file paths, MemoryError for sizes) and an unchanged model -- never a crash, never another exception.
+
+Two sources of garbage:
+
+* tables: every argument gets a pool of wrong values (wrong types, NaN/inf, negative, huge integers past
+  int64, empty containers, arbitrary objects; for arrays: wrong ndim/shape/dtype, empty, NaN, inf,
+  values beyond float32, ragged lists, ...). Values the contract calls valid are listed per argument
+  and skipped, except that valid *layouts* of an array (Fortran order, strided views, other real dtypes,
+  read-only, nested lists) must give exactly the result of the canonical C-contiguous array.
+* hypothesis: random arrays (random ndim 0..3, sizes 0..6 or the expected ones, random dtypes, special
+  values) thrown at every array argument.
+
+"Unchanged" means: parameters and gradients bitwise equal, the same optimizer object and state, and the
+forward kept for backward still usable (backward after the rejected call gives the same results).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import warnings
+from fractions import Fraction
+
+import numpy as np
+import pytest
+from hypothesis import event, given
+from hypothesis import strategies as st
+from reliability import property_settings
+
+import neurocore as nc
+
+ALLOWED = (ValueError, TypeError, OverflowError)
+IN, HIDDEN, OUT, N = 4, 5, 3, 6
+
+
+class _Opaque:
+    def __repr__(self):
+        return "<opaque object>"
+
+
+class _BadArray:
+    """array-like whose conversion blows up."""
+
+    def __array__(self, *args, **kwargs):
+        raise RuntimeError("no array for you")
+
+    def __len__(self):
+        return 3
+
+    def __repr__(self):
+        return "<_BadArray>"
+
+
+SCALARS = [
+    ("None", None), ("True", True), ("False", False), ("''", ""), ("'3'", "3"), ("b'3'", b"3"),
+    ("3j", 3j), ("nan", math.nan), ("inf", math.inf), ("-inf", -math.inf), ("1e308", 1e308),
+    ("-1e308", -1e308), ("-1", -1), ("0", 0), ("0.5", 0.5), ("-0.5", -0.5), ("2**63", 2**63),
+    ("2**64", 2**64), ("-2**63-1", -2**63 - 1), ("10**100", 10**100), ("[]", []), ("[3]", [3]),
+    ("(3,)", (3,)), ("{}", {}), ("object()", _Opaque()), ("np.nan", np.float64("nan")),
+    ("np.int64(-5)", np.int64(-5)), ("np.uint64(max)", np.uint64(2**64 - 1)),
+    ("np.array([1, 2])", np.array([1, 2])), ("np.array([])", np.array([])), ("Fraction(1, 3)", Fraction(1, 3)),
+    ("slice", slice(None)), ("lambda", lambda: 3), ("type", int), ("Ellipsis", ...),
+]
+
+
+def scalar_pool(*valid_labels):
+    """SCALARS minus the ones listed as valid for the argument (those are valid, not garbage)."""
+    return [(label, v) for label, v in SCALARS if label not in valid_labels]
+
+
+# --------------------------------------------------------------------------- the model under attack
+class Ctx:
+    """A small float32/float64 model with a kept forward and known backward results."""
+
+    def __init__(self, dtype="float32", loss="cross_entropy"):
+        rng = np.random.default_rng(0)
+        self.model = nc.Sequential([nc.Dense(IN, HIDDEN), nc.ReLU(), nc.Dense(HIDDEN, OUT)], dtype=dtype, seed=1)
+        for layer in self.model.layers:
+            if isinstance(layer, nc.Dense):
+                layer.bias[...] = rng.standard_normal(layer.bias.shape)
+        self.dtype = np.dtype(dtype)
+        self.x = rng.standard_normal((N, IN)).astype(self.dtype)
+        self.labels = np.array([0, 1, 2, 1, 0, 2])
+        self.targets = rng.standard_normal((N, OUT)).astype(self.dtype)
+        self.probs = rng.uniform(0.1, 0.9, (N, OUT)).astype(self.dtype)
+        self.binary = rng.integers(0, 2, (N, OUT)).astype(self.dtype)
+        self.gout = rng.standard_normal((N, OUT)).astype(self.dtype)
+        self.model.fit(self.x, self.labels, optimizer=nc.SGD(lr=0.1, momentum=0.9), epochs=1, batch_size=4,
+                       verbose=0)  # the model has an optimizer with state
+        self.model.forward(self.x)
+        self.gx = self.model.backward(self.gout)
+        self.snapshot()
+
+    def snapshot(self):
+        m = self.model
+        self.params = [p.copy() for p in m.parameters()]
+        self.grads = [g.copy() for g in m.gradients()]
+        self.optimizer = m.optimizer
+        self.opt_state = {k: v.copy() for k, v in m.optimizer.state_arrays().items()}
+
+    def changes(self):
+        """What differs from the snapshot (empty list: unchanged)."""
+        m, out = self.model, []
+        for i, (a, b) in enumerate(zip(m.parameters(), self.params)):
+            if not np.array_equal(a, b, equal_nan=True):
+                out.append(f"parameter {i} changed")
+        for i, (a, b) in enumerate(zip(m.gradients(), self.grads)):
+            if not np.array_equal(a, b, equal_nan=True):
+                out.append(f"gradient {i} changed")
+        if m.optimizer is not self.optimizer:
+            out.append(f"model.optimizer replaced by {m.optimizer!r}")
+        else:
+            for k, v in m.optimizer.state_arrays().items():
+                if k not in self.opt_state or not np.array_equal(v, self.opt_state[k], equal_nan=True):
+                    out.append(f"optimizer state {k!r} changed")
+        if not out:  # the kept forward must survive a rejected call
+            try:
+                gx = m.backward(self.gout)
+            except Exception as exc:  # noqa: BLE001 - reported, not hidden
+                out.append(f"backward after the rejected call fails: {type(exc).__name__}: {exc}")
+            else:
+                if not np.array_equal(gx, self.gx):
+                    out.append("backward after the rejected call gives another dL/dx")
+                elif any(not np.array_equal(a, b) for a, b in zip(m.gradients(), self.grads)):
+                    out.append("backward after the rejected call gives other gradients")
+        return out
+
+
+def attempt(ctx, call, extra_allowed=()):
+    """Run call(); returns ("rejected", None) / ("accepted", result) / ("bad", description)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # a warning on the way (e.g. NumPy's overflow in a cast) is not a crash
+        try:
+            result = call()
+        except ALLOWED + tuple(extra_allowed) as exc:
+            if not str(exc):
+                return "bad", f"{type(exc).__name__} with an empty message"
+            if ctx is not None:
+                changed = ctx.changes()
+                if changed:
+                    return "bad", f"{type(exc).__name__}({exc}) but " + "; ".join(changed)
+            return "rejected", None
+        except BaseException as exc:  # noqa: BLE001 - the point of the test
+            return "bad", f"{type(exc).__name__}: {str(exc)[:200]}"
+    return "accepted", result
+
+
+def run_table(name, values, make_call, valid=(), *, dtype="float32", extra_allowed=(), per_value_ctx=True):
+    """Try every (label, value); returns the list of misbehaviours and the count of values tried."""
+    problems, tried = [], 0
+    for label, value in values:
+        ctx = Ctx(dtype)
+        tried += 1
+        outcome, info = attempt(ctx, make_call(ctx, value), extra_allowed)
+        if outcome == "bad":
+            problems.append(f"{name}={label}: {info}")
+        elif outcome == "accepted" and label not in valid:
+            problems.append(f"{name}={label}: accepted (garbage should be refused)")
+    return problems, tried
+
+
+TRIED = {"table": 0}
+
+
+def check(name, values, make_call, valid=(), **kw):
+    problems, tried = run_table(name, values, make_call, valid, **kw)
+    TRIED["table"] += tried
+    assert not problems, f"{len(problems)} of {tried} garbage values misbehaved:\n" + "\n".join(problems)
+
+
+def restore_threads(fn):
+    def wrapper(*a, **k):
+        old = nc.get_num_threads()
+        try:
+            return fn(*a, **k)
+        finally:
+            nc.set_num_threads(old)
+    return wrapper
+
+
+# --------------------------------------------------------------------------- scalar arguments
+SIZE_VALID = ()
+SCALAR_CASES = {
+    # name: (valid labels, make_call(ctx, v), extra allowed exceptions)
+    "Dense(in_features)": ((), lambda c, v: lambda: nc.Sequential([nc.Dense(v, 3)]), (MemoryError,)),
+    "Dense(out_features)": ((), lambda c, v: lambda: nc.Sequential([nc.Dense(3, v)]), (MemoryError,)),
+    "Dense(bias)": (("True", "False"), lambda c, v: lambda: nc.Sequential([nc.Dense(3, 2, bias=v)]), ()),
+    "Dense(init)": (("None",), lambda c, v: lambda: nc.Sequential([nc.Dense(3, 2, init=v)]), ()),
+    "LeakyReLU(alpha)": (("0", "0.5", "False", "Fraction(1, 3)"), lambda c, v: lambda: nc.LeakyReLU(alpha=v), ()),
+    "Sequential(layers)": ((), lambda c, v: lambda: nc.Sequential(v), ()),
+    "Sequential(dtype)": (("None",), lambda c, v: lambda: nc.Sequential([nc.Dense(3, 2)], dtype=v), ()),
+    "Sequential(seed)": (("None", "0", "2**63", "2**64", "10**100", "False", "True"),
+                         lambda c, v: lambda: nc.Sequential([nc.Dense(3, 2)], seed=v), ()),
+    "forward(training)": (("True", "False"), lambda c, v: lambda: c.model.forward(c.x, training=v), ()),
+    "predict(batch_size)": (("2**63", "2**64", "10**100", "np.uint64(max)"),
+                            lambda c, v: lambda: c.model.predict(c.x, batch_size=v), ()),
+    "evaluate(batch_size)": (("2**63", "2**64", "10**100", "np.uint64(max)"),
+                             lambda c, v: lambda: c.model.evaluate(c.x, c.labels, batch_size=v), ()),
+    "evaluate(loss)": ((), lambda c, v: lambda: c.model.evaluate(c.x, c.labels, loss=v), ()),
+    "fit(loss)": ((), lambda c, v: lambda: c.model.fit(c.x, c.labels, loss=v, verbose=0), ()),
+    "fit(optimizer)": (("None",), lambda c, v: lambda: c.model.fit(c.x, c.labels, optimizer=v, verbose=0), ()),
+    "fit(epochs)": (("0",), lambda c, v: lambda: c.model.fit(c.x, c.labels, epochs=v, verbose=0), ()),
+    "fit(batch_size)": (("2**63", "2**64", "10**100", "np.uint64(max)"),
+                        lambda c, v: lambda: c.model.fit(c.x, c.labels, batch_size=v, verbose=0), ()),
+    "fit(shuffle)": (("True", "False"), lambda c, v: lambda: c.model.fit(c.x, c.labels, shuffle=v, verbose=0), ()),
+    "fit(seed)": (("None", "0", "2**63", "2**64", "10**100"),
+                  lambda c, v: lambda: c.model.fit(c.x, c.labels, seed=v, verbose=0), ()),
+    "fit(validation_data)": (("None",),
+                             lambda c, v: lambda: c.model.fit(c.x, c.labels, validation_data=v, verbose=0), ()),
+    "fit(verbose)": (("0",), lambda c, v: lambda: c.model.fit(c.x, c.labels, verbose=v), ()),
+    "fit(on_nonfinite)": ((), lambda c, v: lambda: c.model.fit(c.x, c.labels, on_nonfinite=v, verbose=0), ()),
+    "SGD(lr)": (("1e308", "0.5", "Fraction(1, 3)"), lambda c, v: lambda: nc.SGD(lr=v), ()),
+    "SGD(momentum)": (("0", "0.5", "False", "Fraction(1, 3)"), lambda c, v: lambda: nc.SGD(lr=0.1, momentum=v), ()),
+    "SGD(nesterov)": (("False",), lambda c, v: lambda: nc.SGD(lr=0.1, nesterov=v), ()),
+    "SGD(weight_decay)": (("0", "0.5", "1e308", "False", "Fraction(1, 3)"),
+                          lambda c, v: lambda: nc.SGD(lr=0.1, weight_decay=v), ()),
+    "SGD.step(model)": ((), lambda c, v: lambda: nc.SGD(lr=0.1).step(v), ()),
+    "save(include_optimizer)": (("True", "False"),
+                                lambda c, v: lambda: c.model.save(os.devnull + "-unused", include_optimizer=v), ()),
+    "set_num_threads(n)": ((), lambda c, v: lambda: nc.set_num_threads(v), ()),
+}
+# valid values of the huge integers above: a batch larger than the data is one batch; seeds of any size.
+# fit(epochs) huge integers are valid too (and would train for ever): not in its pool.
+EXCLUDED = {
+    "fit(epochs)": ("2**63", "2**64", "10**100", "np.uint64(max)"),
+    "fit(verbose)": ("2**63", "2**64", "10**100", "np.uint64(max)"),  # any verbosity >= 1 is a progress bar
+    "Dense(in_features)": ("0.5",),  # covered below with its own expectations
+}
+
+
+def _save_target(tmp_dir):
+    return os.path.join(tmp_dir, "m.npz")
+
+
+@pytest.mark.parametrize("name", list(SCALAR_CASES))
+def test_scalar_argument_garbage(name, tmp_path):
+    valid, make_call, extra = SCALAR_CASES[name]
+    if name == "save(include_optimizer)":
+        target = str(tmp_path / "m.npz")
+
+        def make_call(c, v):  # noqa: F811 - a real path in tmp_path
+            return lambda: c.model.save(target, include_optimizer=v)
+    pool = [(label, v) for label, v in scalar_pool(*valid) + [(lb, v) for lb, v in SCALARS if lb in valid]
+            if label not in EXCLUDED.get(name, ())]
+    check(name, pool, make_call, valid, extra_allowed=extra)
+
+
+def test_set_num_threads_garbage_leaves_the_count():
+    old = nc.get_num_threads()
+    try:
+        for label, v in scalar_pool():
+            outcome, info = attempt(None, lambda: nc.set_num_threads(v))
+            if outcome == "rejected":
+                assert nc.get_num_threads() == old, f"set_num_threads({label}) refused but changed the count"
+            nc.set_num_threads(old)
+    finally:
+        nc.set_num_threads(old)
+
+
+def test_layer_lists_garbage():
+    d = nc.Dense(3, 2)
+    pools = [
+        ("[None]", [None]), ("[Dense class]", [nc.Dense]), ("[ReLU] only", [nc.ReLU()]), ("[[Dense]]", [[nc.Dense(3, 2)]]),
+        ("[d, d]", [d, d]), ("non-chaining", [nc.Dense(3, 2), nc.Dense(3, 2)]), ("['dense']", ["dense"]),
+        ("[Loss]", [nc.MSELoss()]), ("[SGD]", [nc.SGD()]), ("generator of junk", (i for i in range(3))),
+        ("str", "Dense"), ("Dense instance", nc.Dense(3, 2)), ("dict of junk", {1: 2}), ("bytes", b"ab"),
+    ]
+    check("Sequential(layers)", pools, lambda c, v: lambda: nc.Sequential(v))
+
+
+def test_layer_of_another_model_is_refused_without_harm():
+    a = nc.Sequential([nc.Dense(3, 2)], seed=0)
+    before = a.layers[0].weight.copy()
+    with pytest.raises(ValueError):
+        nc.Sequential([a.layers[0]])
+    assert np.array_equal(a.layers[0].weight, before)
+    assert a.predict(np.ones((1, 3))).shape == (1, 2)
+
+
+# --------------------------------------------------------------------------- array arguments
+def array_pool(shape, dtype, kind):
+    """Garbage for an argument expecting an array of `shape`; kind is "matrix" (2-D), "labels" ((n,) class
+    indices) or "vector" ((n,) reals). Returns (good, bad, extreme, layouts):
+    bad must be refused; extreme holds NaN/inf/beyond-float32 values of the right shape; layouts are
+    (label, value, how) valid spellings of `good` ("same": the same values, compare with the C-contiguous
+    copy; "cast": other dtypes, compare with the values cast to the model's dtype)."""
+    rng = np.random.default_rng(7)
+    n = shape[0]
+    good = rng.integers(0, OUT, n) if kind == "labels" else rng.standard_normal(shape).astype(dtype)
+    bad = [
+        ("0-d", np.array(1.0)), ("scalar 1.0", 1.0), ("None", None), ("str", "abc"), ("bytes", b"abcd"),
+        ("object array", good.astype(object)), ("str array", good.astype(str)),
+        ("complex array", good.astype(np.complex128)), ("datetime array", np.zeros(shape, "M8[s]")),
+        ("timedelta array", np.zeros(shape, "m8[s]")), ("structured array", np.zeros(shape, "f4,f4")),
+        ("empty", np.zeros((0,) + shape[1:], dtype)), ("3-d", good[..., None, None]),
+        ("one row more", np.concatenate([good, good[:1]])), ("one row less", good[:-1]),
+        ("ragged list", [[1.0, 2.0], [3.0]]), ("nested list of str", [["a"] * 2] * n),
+        ("dict", {"a": good}), ("set", {1, 2}), ("bad __array__", _BadArray()), ("object()", _Opaque()),
+    ]
+    if kind == "matrix":
+        bad += [("1-d", good[0]), ("one column more", np.hstack([good, good[:, :1]])),
+                ("one column less", good[:, :-1]), ("zero columns", np.zeros((n, 0), dtype)),
+                ("transposed", np.ascontiguousarray(good.T)), ("flattened", good.reshape(-1))]
+    else:
+        bad += [("2-d column", good[:, None]), ("2-d row", good[None, :])]
+    extreme = [("NaN", np.full(shape, np.nan)), ("inf", np.full(shape, np.inf)), ("-inf", np.full(shape, -np.inf)),
+               ("one NaN", _with(good.astype(np.float64), np.nan)), ("1e300", np.full(shape, 1e300)),
+               ("1e39", np.full(shape, 1e39))]
+    layouts = [("list", good.tolist(), "same"), ("read-only", _readonly(good), "same"),
+               ("strided view", _strided(good), "same"), ("negative strides", good[::-1][::-1], "same")]
+    if kind == "matrix":
+        layouts += [("Fortran order", np.asfortranarray(good), "same"),
+                    ("column-reversed view", np.ascontiguousarray(good[:, ::-1])[:, ::-1], "same")]
+    if kind == "labels":
+        layouts += [("int8", good.astype(np.int8), "same"), ("uint64", good.astype(np.uint64), "same"),
+                    ("integer-valued floats", good.astype(np.float64), "same")]
+    else:
+        other = np.float64 if dtype == np.float32 else np.float32
+        layouts += [("float16", good.astype(np.float16), "cast"), ("int8", np.round(good).astype(np.int8), "cast"),
+                    ("bool", good > 0, "cast"), ("other float dtype", good.astype(other), "cast"),
+                    ("uint64", np.abs(np.round(good)).astype(np.uint64), "cast"),
+                    ("int list", np.round(good).astype(int).tolist(), "cast")]
+    return good, bad, extreme, layouts
+
+
+def _with(a, value):
+    a = a.copy()
+    a.flat[a.size // 2] = value
+    return a
+
+
+def _readonly(a):
+    a = a.copy()
+    a.flags.writeable = False
+    return a
+
+
+def _strided(a):
+    wide = np.zeros((a.shape[0] * 2,) + a.shape[1:], a.dtype)
+    wide[::2] = a
+    return wide[::2]
+
+
+# name: (shape, kind, extreme values accepted?, model dtype decides the arithmetic?, make_call(ctx, value))
+ARRAY_CASES = {
+    "forward(x)": ((N, IN), "matrix", True, True, lambda c, v: lambda: c.model.forward(v)),
+    "predict(x)": ((N, IN), "matrix", True, True, lambda c, v: lambda: c.model.predict(v)),
+    "backward(grad_output)": ((N, OUT), "matrix", True, True, lambda c, v: lambda: c.model.backward(v)),
+    "evaluate(x)": ((N, IN), "matrix", True, True, lambda c, v: lambda: c.model.evaluate(v, c.labels)),
+    "evaluate(y labels)": ((N,), "labels", False, True, lambda c, v: lambda: c.model.evaluate(c.x, v)),
+    "evaluate(y mse)": ((N, OUT), "matrix", False, True, lambda c, v: lambda: c.model.evaluate(c.x, v, loss="mse")),
+    "fit(x)": ((N, IN), "matrix", False, True, lambda c, v: lambda: c.model.fit(v, c.labels, verbose=0)),
+    "fit(y labels)": ((N,), "labels", False, True, lambda c, v: lambda: c.model.fit(c.x, v, verbose=0)),
+    "fit(y mse)": ((N, OUT), "matrix", False, True, lambda c, v: lambda: c.model.fit(c.x, v, loss="mse", verbose=0)),
+    "fit(y bce_with_logits)": ((N, OUT), "matrix", False, True,
+                               lambda c, v: lambda: c.model.fit(c.x, v, loss="bce_with_logits", verbose=0)),
+    "fit(validation x)": ((N, IN), "matrix", False, True,
+                          lambda c, v: lambda: c.model.fit(c.x, c.labels, validation_data=(v, c.labels), verbose=0)),
+    "fit(validation y)": ((N,), "labels", False, True,
+                          lambda c, v: lambda: c.model.fit(c.x, c.labels, validation_data=(c.x, v), verbose=0)),
+    "MSELoss(output)": ((N, OUT), "matrix", True, False, lambda c, v: lambda: nc.MSELoss()(v, c.targets)),
+    "MSELoss(target)": ((N, OUT), "matrix", False, True, lambda c, v: lambda: nc.MSELoss()(c.targets, v)),
+    "CrossEntropyLoss(output)": ((N, OUT), "matrix", True, False,
+                                 lambda c, v: lambda: nc.CrossEntropyLoss()(v, c.labels)),
+    "CrossEntropyLoss(labels)": ((N,), "labels", False, True, lambda c, v: lambda: nc.CrossEntropyLoss()(c.targets, v)),
+    "BCEWithLogitsLoss(output)": ((N, OUT), "matrix", True, False,
+                                  lambda c, v: lambda: nc.BCEWithLogitsLoss()(v, c.binary)),
+    "BCEWithLogitsLoss(target)": ((N, OUT), "matrix", False, True,
+                                  lambda c, v: lambda: nc.BCEWithLogitsLoss()(c.targets, v)),
+    "BCELoss(target)": ((N, OUT), "matrix", False, True, lambda c, v: lambda: nc.BCELoss()(c.probs, v)),
+    "Dense.weight = value": ((IN, HIDDEN), "matrix", True, True,
+                             lambda c, v: lambda: setattr(c.model.layers[0], "weight", v)),
+    "Dense.bias = value": ((HIDDEN,), "vector", True, True, lambda c, v: lambda: setattr(c.model.layers[0], "bias", v)),
+}
+FIT_ALLOWED = (FloatingPointError,)  # finite data whose loss overflows: documented, and the model is unchanged
+
+
+def _label_garbage():
+    return [("negative label", np.array([0, 1, -1, 1, 0, 2])), ("label = n_classes", np.array([0, 1, OUT, 1, 0, 2])),
+            ("huge label", np.array([0, 1, 2**62, 1, 0, 2])), ("non-integer label", np.array([0, 1, 1.5, 1, 0, 2])),
+            ("label 1e300", np.array([0, 1, 1e300, 1, 0, 2])), ("NaN label", np.array([0, 1, np.nan, 1, 0, 2])),
+            ("inf label", np.array([0, 1, np.inf, 1, 0, 2])), ("bool labels", np.array([True, False] * 3)),
+            ("uint64 max label", np.array([0, 1, 2**64 - 1, 1, 0, 2], np.uint64))]
+
+
+def _garbage_for(name, dtype):
+    shape, kind, extreme_ok, _, _ = ARRAY_CASES[name]
+    good, bad, extreme, layouts = array_pool(shape, np.dtype(dtype), kind)
+    pool = list(bad) + list(extreme)
+    if kind == "labels":
+        pool += _label_garbage()
+    if name.startswith(("BCELoss(target", "BCEWithLogitsLoss(target", "fit(y bce")):
+        pool += [("target -0.5", np.full(shape, -0.5)), ("target 1.5", np.full(shape, 1.5))]
+    valid = {label for label, _ in extreme} if extreme_ok else set()
+    if dtype == "float64" and kind != "labels":
+        valid |= {"1e300", "1e39"}  # finite in float64
+    return good, pool, valid, layouts
+
+
+@pytest.mark.parametrize("name", list(ARRAY_CASES))
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_array_argument_garbage(name, dtype):
+    make_call = ARRAY_CASES[name][-1]
+    _, pool, valid, _ = _garbage_for(name, dtype)
+    check(name, pool, make_call, valid, dtype=dtype, extra_allowed=FIT_ALLOWED if name.startswith("fit") else ())
+
+
+@pytest.mark.parametrize("name", list(ARRAY_CASES))
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_valid_array_layouts_give_the_canonical_result(name, dtype):
+    """Strides, order, read-only, nested lists give bitwise the C-contiguous array's result; other real
+    dtypes give the result of the values cast to the model's dtype. For fit and assignments, the
+    resulting parameters are compared."""
+    shape, kind, _, model_dtype, make_call = ARRAY_CASES[name]
+    good, _, _, layouts = _garbage_for(name, dtype)
+    for label, value, how in layouts:
+        if how == "cast" and not model_dtype:
+            continue  # a loss computes in its output's dtype: another dtype is another computation
+        if kind == "labels":
+            canonical = good
+        elif how == "same":
+            canonical = np.ascontiguousarray(np.asarray(value))
+        else:
+            canonical = np.asarray(value).astype(dtype)
+        ref_ctx, ctx = Ctx(dtype), Ctx(dtype)
+        expected = make_call(ref_ctx, canonical)()
+        outcome, got = attempt(ctx, make_call(ctx, value))
+        assert outcome == "accepted", f"{name}={label}: {got or 'refused a valid array'}"
+        _assert_same(got, expected, f"{name}={label}")
+        for i, (a, b) in enumerate(zip(ctx.model.parameters(), ref_ctx.model.parameters())):
+            assert np.array_equal(a, b), f"{name}={label}: parameter {i} differs from the canonical call's"
+
+
+def _assert_same(got, expected, where):
+    if isinstance(expected, dict):
+        assert got.keys() == expected.keys(), where
+        for k in expected:
+            _assert_same(got[k], expected[k], f"{where} [{k}]")
+    elif isinstance(expected, (tuple, list)):
+        assert len(got) == len(expected), where
+        for a, b in zip(got, expected):
+            _assert_same(a, b, where)
+    elif isinstance(expected, np.ndarray):
+        assert isinstance(got, np.ndarray) and got.dtype == expected.dtype, f"{where}: {got!r}"
+        assert np.array_equal(got, expected, equal_nan=True), f"{where}: result differs from the canonical array's"
+    elif expected is None:
+        assert got is None, where
+    else:
+        assert got == expected or (math.isnan(got) and math.isnan(expected)), f"{where}: {got} != {expected}"
+
+
+# --------------------------------------------------------------------------- files
+def test_save_and_load_path_garbage(tmp_path):
+    (tmp_path / "junk.npz").write_bytes(os.urandom(300))
+    (tmp_path / "dir.npz").mkdir()
+    paths = [("None", None), ("3", 3), ("3.5", 3.5), ("''", ""), ("NUL in path", "a\0b.npz"),
+             ("bytes NUL", b"a\0b"), ("list", ["a.npz"]), ("object()", _Opaque()),
+             ("directory", str(tmp_path / "dir.npz")), ("missing folder", str(tmp_path / "no" / "m.npz"))]
+    check("save(path)", paths, lambda c, v: lambda: c.model.save(v), extra_allowed=(OSError,))
+    load_paths = paths + [("missing file", str(tmp_path / "missing.npz")), ("random bytes", str(tmp_path / "junk.npz"))]
+    problems = []
+    for label, v in load_paths:
+        outcome, info = attempt(None, lambda: nc.load(v), (OSError,))
+        if outcome != "rejected":
+            problems.append(f"load({label}): {info if outcome == 'bad' else 'accepted'}")
+    TRIED["table"] += len(load_paths)
+    assert not problems, "\n".join(problems)
+
+
+# --------------------------------------------------------------------------- hypothesis: random arrays
+DTYPE_CHOICES = ["float32", "float64", "float16", "int8", "int64", "uint64", "bool", "complex64", "object",
+                 "U3", "M8[s]"]
+FILLS = ["normal", "nan", "inf", "-inf", "huge", "tiny", "zero", "mixed"]
+
+
+@st.composite
+def random_arrays(draw, expected_shape):
+    ndim = draw(st.integers(0, 3))
+    dims = []
+    for axis in range(ndim):
+        right = expected_shape[axis] if axis < len(expected_shape) else 1
+        dims.append(draw(st.one_of(st.just(right), st.integers(0, 6))))
+    dtype = draw(st.sampled_from(DTYPE_CHOICES))
+    fill = draw(st.sampled_from(FILLS))
+    rng = np.random.default_rng(draw(st.integers(0, 2**16)))
+    base = rng.standard_normal(dims) * 3
+    special = {"nan": np.nan, "inf": np.inf, "-inf": -np.inf, "huge": 1e300, "tiny": 1e-320, "zero": 0.0}
+    if fill in special:
+        base = np.full(dims, special[fill])
+    elif fill == "mixed" and base.size:
+        base.flat[rng.integers(0, base.size)] = rng.choice([np.nan, np.inf, 1e300])
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.simplefilter("ignore")
+        if dtype in ("int8", "int64", "uint64", "bool"):
+            arr = np.nan_to_num(base, nan=0, posinf=2**62, neginf=-2**62).astype(dtype)
+        elif dtype in ("U3", "M8[s]"):
+            arr = np.zeros(dims, dtype)
+        else:
+            arr = base.astype(dtype)
+    layout = draw(st.sampled_from(["c", "fortran", "strided", "list"]))
+    if layout == "fortran":
+        arr = np.asfortranarray(arr)
+    elif layout == "strided" and arr.ndim >= 1:
+        wide = np.zeros((arr.shape[0] * 2,) + arr.shape[1:], arr.dtype)
+        wide[::2] = arr
+        arr = wide[::2]
+    elif layout == "list":
+        arr = arr.tolist()
+    return arr
+
+
+HYPOTHESIS_TARGETS = ["forward(x)", "predict(x)", "backward(grad_output)", "evaluate(x)", "evaluate(y labels)",
+                      "fit(x)", "fit(y labels)", "fit(y mse)", "MSELoss(output)", "MSELoss(target)",
+                      "CrossEntropyLoss(output)", "CrossEntropyLoss(labels)", "BCEWithLogitsLoss(target)",
+                      "Dense.weight = value", "fit(validation x)"]
+HYPOTHESIS_COUNTS = {"tried": 0, "rejected": 0, "accepted": 0}
+
+
+@property_settings(400)
+@given(data=st.data(), name=st.sampled_from(HYPOTHESIS_TARGETS), dtype=st.sampled_from(["float32", "float64"]))
+def test_random_arrays_for_every_array_argument(data, name, dtype):
+    shape, labels, nonfinite_ok, make_call = ARRAY_CASES[name]
+    value = data.draw(random_arrays(shape), label="value")
+    ctx = Ctx(dtype)
+    outcome, info = attempt(ctx, make_call(ctx, value))
+    HYPOTHESIS_COUNTS["tried"] += 1
+    HYPOTHESIS_COUNTS[outcome if outcome != "bad" else "rejected"] += 1
+    event(f"{outcome}")
+    assert outcome != "bad", f"{name}: {info}"
+    if outcome == "accepted":
+        # whatever was accepted must have had the right shape and a real dtype
+        arr = np.asarray(value)
+        assert arr.dtype.kind in "biuf", f"{name} accepted dtype {arr.dtype}"
+        want = shape if not labels else (shape[0],)
+        assert arr.shape == want, f"{name} accepted shape {arr.shape}, expected {want}"
+        if not nonfinite_ok:
+            with np.errstate(all="ignore"):
+                cast = arr.astype(np.dtype(dtype)) if not labels else arr
+            assert np.isfinite(cast).all(), f"{name} accepted non-finite values"
