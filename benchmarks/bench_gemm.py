@@ -159,6 +159,7 @@ def run_threads(args, threads) -> dict:
     seed = 0
     retried = 0
     settler = C.Settler(args.settle)
+    budget_end = time.time() + args.retry_budget
     for dtype_name in args.dtype:
         for (group, label, op, M, K, N) in build_cases(args.quick):
             seed += 1
@@ -176,7 +177,9 @@ def run_threads(args, threads) -> dict:
             order = list(reps)
             for r in range(rounds):
                 for lib in (order if r % 2 == 0 else order[::-1]):
-                    res, other, tries = C.quiet_ask(kids[lib], retries=args.retries,
+                    res, other, tries = C.quiet_ask(kids[lib],
+                                                    retries=(args.retries if time.time()
+                                                             < budget_end else 0),
                                                     settle=settler.pause_for(lib),
                                                     op="time", reps=reps[lib])
                     retried += tries - 1
@@ -265,6 +268,8 @@ def main(argv=None):
     p.add_argument("--retries", type=int, default=3,
                    help="re-time a call (up to N more times) when other programs used "
                         ">0.25 cores while it ran; keep the least disturbed (default 3)")
+    p.add_argument("--retry-budget", type=float, default=60.0,
+                   help="seconds per thread count that retries may start in (default 60)")
     p.add_argument("--worker", type=int, default=0, help=argparse.SUPPRESS)
     p.add_argument("--serve", default="", help=argparse.SUPPRESS)
     args = p.parse_args(argv)

@@ -140,3 +140,30 @@ def describe(desc) -> str:
         else:
             parts.append(d[0] if d[1] is None else f"{d[0]}({d[1]})")
     return " > ".join(parts)
+
+
+def replay_steps(model, x, y, loss, optimizer, batch_size, n_steps, probe=None):
+    """Train ``model`` one step at a time, as ``fit(shuffle=False)`` visits the batches (one fit call per
+    batch, the same optimizer throughout), and return the parameters after each step (index 0: before
+    any step) and, with ``probe``, ``model.predict(probe)`` at each of those points."""
+    n = len(x)
+    per_epoch = -(-n // batch_size)
+    states = [[p.copy() for p in model.parameters()]]
+    outputs = [model.predict(probe)] if probe is not None else None
+    for k in range(n_steps):
+        j = k % per_epoch
+        rows = slice(j * batch_size, min(n, (j + 1) * batch_size))
+        model.fit(x[rows], y[rows], loss=loss, optimizer=optimizer, epochs=1, batch_size=batch_size,
+                  shuffle=False, verbose=0)
+        states.append([p.copy() for p in model.parameters()])
+        if probe is not None:
+            outputs.append(model.predict(probe))
+    return states, outputs
+
+
+def state_index(params, states):
+    """The index of the state in ``states`` that ``params`` equals bitwise, or None."""
+    for k, state in enumerate(states):
+        if all(np.array_equal(a, b) for a, b in zip(params, state)):
+            return k
+    return None

@@ -54,7 +54,7 @@ double loss(T* grad, const T* out, const T* target, const int64_t* labels, index
                 double s = 0.0;
                 for (index_t j = 0; j < cols; ++j) s += exp(double(z[j]) - m);
                 const double log_s = log(s);
-                total += m + log_s - double(z[labels[r]]);
+                total += (m - double(z[labels[r]])) + log_s;  // m - z first: exact, and log_s survives huge logits
                 for (index_t j = 0; j < cols; ++j) g[j] = T(exp(double(z[j]) - m - log_s) * inv_rows);
                 g[labels[r]] = T((exp(double(z[labels[r]]) - m - log_s) - 1.0) * inv_rows);
             }

@@ -70,14 +70,19 @@ inline Vec<T> vtanh(Vec<T> x) {
     }
 }
 
-// e^x - 1 without the cancellation of vexp(x) - 1 near 0: a degree-7 Taylor polynomial for |x| < 0.3
-// (truncation < 2e-9 relative).
+// e^x - 1 without the cancellation of vexp(x) - 1 near 0: a Taylor polynomial for |x| < 0.3, degree 7
+// for float (truncation < 2e-9 relative) and 13 for double (< 1e-18).
 template <typename T>
 inline Vec<T> vexpm1(Vec<T> x) {
     using V = Vec<T>;
-    V p = V::set1(T(1.0 / 5040));
-    const double coeffs[] = {1.0 / 720, 1.0 / 120, 1.0 / 24, 1.0 / 6, 0.5, 1.0};
-    for (double c : coeffs) p = fmadd(p, x, V::set1(T(c)));
+    constexpr int degree = sizeof(T) == 4 ? 7 : 13;
+    double inv_fact = 1.0;
+    for (int k = 2; k <= degree; ++k) inv_fact /= k;
+    V p = V::set1(T(inv_fact));
+    for (int k = degree - 1; k >= 1; --k) {
+        inv_fact *= k + 1;   // now 1/k!
+        p = fmadd(p, x, V::set1(T(inv_fact)));
+    }
     const V small = p * x;
     const V large = vexp(x) - V::set1(T(1));
     return select(greater(vabs(x), V::set1(T(0.3))), large, small);

@@ -18,14 +18,26 @@ def resolve_dtype(dtype) -> np.dtype:
     return dt
 
 
-def check_int(value, name: str, minimum: int | None = None) -> int:
-    """An integer (not a bool), optionally >= minimum."""
+MAX_INDEX = 2**62  # every count passed to the C++ core must fit its signed 64-bit sizes
+
+
+def check_int(value, name: str, minimum: int | None = None, maximum: int = MAX_INDEX) -> int:
+    """An integer (not a bool), optionally >= minimum, and <= maximum."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{name} must be an integer, got {type(value).__name__} {value!r}")
     value = int(value)
     if minimum is not None and value < minimum:
         raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    if value > maximum:
+        raise ValueError(f"{name} must be <= {maximum}, got {value}")
     return value
+
+
+def check_bool(value, name: str) -> bool:
+    """True or False (NumPy booleans too); anything else is a TypeError."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be True or False, got {type(value).__name__} {value!r}")
+    return bool(value)
 
 
 def check_float(value, name: str) -> float:
@@ -49,10 +61,14 @@ def as_numeric_array(x, name: str) -> np.ndarray:
     return arr
 
 
-def as_matrix(x, dtype: np.dtype, name: str, cols: int | None = None, owner: str = "", *,
+def as_matrix(x, dtype: np.dtype, name: str, cols: int | None = None, owner="", *,
               allow_empty: bool = False, finite: bool = False) -> np.ndarray:
     """x as a C-contiguous (rows, cols) array of dtype, copied/cast only when needed."""
+    if (type(x) is np.ndarray and x.dtype == dtype and x.ndim == 2 and x.flags.c_contiguous
+            and (cols is None or x.shape[1] == cols) and (x.shape[0] > 0 or allow_empty) and not finite):
+        return x  # the common case, kept cheap: batch-1 inference is a few microseconds in all
     arr = as_numeric_array(x, name)
+    owner = owner() if callable(owner) else owner   # built only for error messages
     who = f"{owner} expects {name}" if owner else name
     if arr.ndim != 2:
         hint = " (use x.reshape(1, -1) for a single sample)" if arr.ndim == 1 else ""

@@ -8,7 +8,7 @@ import math
 
 import numpy as np
 
-from ._validation import check_float, check_int
+from ._validation import check_bool, check_float, check_int
 
 __all__ = ["EarlyStopping"]
 
@@ -44,7 +44,7 @@ class EarlyStopping:
         if mode not in ("min", "max"):
             raise ValueError(f"EarlyStopping mode must be 'min', 'max' or 'auto', got {mode!r}")
         self.mode = mode
-        self.restore_best_weights = bool(restore_best_weights)
+        self.restore_best_weights = check_bool(restore_best_weights, "EarlyStopping restore_best_weights")
         self.best_epoch = None
         self.stopped_epoch = None
 
@@ -65,7 +65,7 @@ class EarlyStopping:
                 self._snapshot = _snapshot(self._model)
             return True
         self._wait += 1
-        if self._wait > self.patience:
+        if self._wait >= self.patience:   # Keras' rule: patience 0 and 1 both stop at the first miss
             self.stopped_epoch = epoch
             return False
         return True

@@ -23,6 +23,9 @@ _HEADER = "__neurocore__"
 def save(model, path, include_optimizer: bool = False) -> None:
     """Write ``model`` to ``path`` atomically: a temporary file in the same folder, then a rename, so an
     existing file at ``path`` is replaced only by a complete new one."""
+    from ._validation import check_bool
+
+    include_optimizer = check_bool(include_optimizer, "include_optimizer")
     path = os.fspath(path)
     header = {"format": _FORMAT, "version": _VERSION, **model.get_config(), "optimizer": None}
     arrays = {f"param_{i}": p for i, p in enumerate(model.parameters())}

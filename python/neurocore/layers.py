@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._validation import as_numeric_array, check_float, check_int
+from ._validation import as_numeric_array, check_bool, check_float, check_int
 
 __all__ = ["Layer", "Dense", "Identity", "Sigmoid", "Tanh", "ReLU", "LeakyReLU", "Softmax", "ELU", "GELU",
            "Dropout", "BatchNorm", "Residual", "INITIALIZERS"]
+
+MAX_FEATURES = 2**31 - 1  # a layer's width; larger products are refused by the core before allocating
 
 INITIALIZERS = ("he_uniform", "he_normal", "glorot_uniform", "glorot_normal", "lecun_normal", "zeros")
 
@@ -19,7 +21,8 @@ class Layer:
     """Base class; layers are bound to at most one model.
 
     ``trainable`` (default True): set to False to freeze a layer (transfer learning): no gradient is
-    computed for its parameters and the optimizer leaves them unchanged.
+    computed for its parameters and the optimizer leaves them unchanged. A frozen BatchNorm still
+    normalises with batch statistics and updates its running statistics in training, as in PyTorch.
     """
 
     _model = None
@@ -31,9 +34,7 @@ class Layer:
 
     @trainable.setter
     def trainable(self, value) -> None:
-        if not isinstance(value, (bool, np.bool_)):
-            raise TypeError(f"trainable must be True or False, got {value!r}")
-        self._trainable = bool(value)
+        self._trainable = check_bool(value, "trainable")
         model = self._model() if self._model is not None else None
         if model is not None:
             model._net.set_trainable(self._index, self._trainable)
@@ -79,11 +80,9 @@ class Dense(Layer):
     """
 
     def __init__(self, in_features: int, out_features: int, bias: bool = True, init=None):
-        self.in_features = check_int(in_features, "Dense in_features", minimum=1)
-        self.out_features = check_int(out_features, "Dense out_features", minimum=1)
-        if not isinstance(bias, (bool, np.bool_)):
-            raise TypeError(f"Dense bias must be True or False, got {bias!r}")
-        self.use_bias = bool(bias)
+        self.in_features = check_int(in_features, "Dense in_features", minimum=1, maximum=MAX_FEATURES)
+        self.out_features = check_int(out_features, "Dense out_features", minimum=1, maximum=MAX_FEATURES)
+        self.use_bias = check_bool(bias, "Dense bias")
         if init is None or isinstance(init, str):
             if isinstance(init, str) and init not in INITIALIZERS:
                 raise ValueError(f"unknown initialiser {init!r}; expected one of {', '.join(INITIALIZERS)} or an array")
@@ -262,7 +261,7 @@ class BatchNorm(Layer):
     """
 
     def __init__(self, features: int, momentum: float = 0.1, eps: float = 1e-5):
-        self.features = check_int(features, "BatchNorm features", minimum=1)
+        self.features = check_int(features, "BatchNorm features", minimum=1, maximum=MAX_FEATURES)
         momentum = check_float(momentum, "BatchNorm momentum")
         if not 0.0 <= momentum <= 1.0:
             raise ValueError(f"BatchNorm momentum must be in [0, 1], got {momentum}")
@@ -310,7 +309,7 @@ class Residual(Layer):
         for i, layer in enumerate(layers):
             if not isinstance(layer, Layer):
                 raise TypeError(f"Residual layer {i} must be a neurocore layer, got {type(layer).__name__}")
-        width_in = chain_widths(layers, None, "Residual")
+        width_in = input_width(layers)
         width_out = chain_widths(layers, width_in, "Residual")
         if width_in is not None and width_out != width_in:
             raise ValueError(f"Residual block must keep its width: its input has {width_in} features but "
@@ -357,6 +356,18 @@ def chain_widths(layers, width, owner: str):
                 raise ValueError(f"{owner} layer {i} is a residual block of width {layer.width} after a layer "
                                  f"producing {width}")
     return width
+
+
+def input_width(layers):
+    """The input width a list of layers expects (None when no layer fixes it)."""
+    for layer in layers:
+        if isinstance(layer, Dense):
+            return layer.in_features
+        if isinstance(layer, BatchNorm):
+            return layer.features
+        if isinstance(layer, Residual) and layer.width is not None:
+            return layer.width
+    return None
 
 
 def flatten(layers) -> list:

@@ -7,7 +7,7 @@ import warnings
 import numpy as np
 
 from . import _core
-from ._validation import as_matrix, check_int, resolve_dtype
+from ._validation import as_matrix, check_bool, check_int, resolve_dtype
 from .layers import (ELU, GELU, BatchNorm, Dense, Dropout, Layer, LeakyReLU, ReLU, chain_widths, flatten,
                      layer_config)
 from .losses import get_loss
@@ -48,8 +48,7 @@ class Sequential:
         sources = {}
         fresh = []
         for layer in layers:
-            owner = layer._model() if layer._model is not None else None
-            if owner is not None:
+            if layer._model is not None:   # bound before (its arrays live on in its views)
                 clone = layer._clone()
                 for src, dst in _clone_pairs(layer, clone):
                     sources[id(dst)] = src
@@ -166,7 +165,7 @@ class Sequential:
         return any(isinstance(layer, cls) for layer in self._flat_layers)
 
     def _input(self, x, name="x", allow_empty=False, finite=False) -> np.ndarray:
-        return as_matrix(x, self.dtype, name, cols=self.in_features, owner=repr(self._first_dense()),
+        return as_matrix(x, self.dtype, name, cols=self.in_features, owner=lambda: repr(self._first_dense()),
                          allow_empty=allow_empty, finite=finite)
 
     def forward(self, x, training: bool = False) -> np.ndarray:
@@ -183,8 +182,7 @@ class Sequential:
         -------
         ndarray (batch, out_features) of the model's dtype.
         """
-        if not isinstance(training, (bool, np.bool_)):
-            raise TypeError(f"training must be True or False, got {training!r}")
+        training = check_bool(training, "training")
         x = self._input(x)
         if training and x.shape[0] == 1 and self._has(BatchNorm):
             raise ValueError("BatchNorm needs more than one sample per batch in training mode, got a batch of 1")
@@ -243,13 +241,14 @@ class Sequential:
             seed, data, starting weights and thread count give bitwise identical weights.
         validation_data : (x_val, y_val), optional; or validation_split : float in [0, 1), the share of
             (x, y) held out (shuffled; stratified by class for classification losses).
-        schedule : a learning-rate schedule (``neurocore.schedules``), applied per epoch or per step.
+        schedule : a learning-rate schedule (``neurocore.schedules``), applied per epoch or per step; its
+            time starts at 0 with each call to fit.
         callbacks : callables ``f(epoch, metrics)``; one returning False stops training. EarlyStopping
             (``neurocore.callbacks``) is one.
         augment : ``neurocore.GaussianNoise(std)`` (added in C++, no Python per batch), or a callable
             ``f(x_batch) -> x_batch`` applied to each mini-batch's inputs (one Python call per batch).
         track_gradients : record ``history["grad_norm"]``: per epoch, the mean over steps of each Dense
-            layer's weight-gradient norm (computed in C++).
+            layer's weight-gradient norm (computed in C++); NaN for frozen layers.
         verbose : 0 silent, 1 a progress bar per epoch.
         on_nonfinite : 'raise' (FloatingPointError) or 'warn' (RuntimeWarning and stop) when a batch loss
             becomes NaN/Inf; the parameters keep the values of the last finite step.
@@ -272,8 +271,7 @@ class Sequential:
             raise TypeError(f"optimizer must be an SGD, Adam or AdamW instance, got {type(optimizer).__name__}")
         epochs = check_int(epochs, "epochs", minimum=0)
         batch_size = check_int(batch_size, "batch_size", minimum=1)
-        if not isinstance(shuffle, (bool, np.bool_)):
-            raise TypeError(f"shuffle must be True or False, got {shuffle!r}")
+        shuffle = check_bool(shuffle, "shuffle")
         if seed is not None:
             seed = check_int(seed, "seed", minimum=0)
         verbose = check_int(verbose, "verbose", minimum=0)
@@ -281,7 +279,11 @@ class Sequential:
             raise ValueError(f"on_nonfinite must be 'raise' or 'warn', got {on_nonfinite!r}")
         if schedule is not None and not isinstance(schedule, Schedule):
             raise TypeError(f"schedule must be a neurocore.schedules.Schedule, got {type(schedule).__name__}")
-        callbacks = list(callbacks) if callbacks is not None else []
+        if callbacks is None:
+            callbacks = []
+        if callable(callbacks) or not hasattr(callbacks, "__iter__"):
+            raise TypeError(f"callbacks must be a list of callables f(epoch, metrics), got {type(callbacks).__name__}")
+        callbacks = list(callbacks)
         for cb in callbacks:
             if not callable(cb):
                 raise TypeError(f"callbacks must be callables f(epoch, metrics), got {cb!r}")
@@ -290,8 +292,7 @@ class Sequential:
             noise, augment = augment.std, None
         elif augment is not None and not callable(augment):
             raise TypeError(f"augment must be a callable or neurocore.GaussianNoise, got {type(augment).__name__}")
-        if not isinstance(track_gradients, (bool, np.bool_)):
-            raise TypeError(f"track_gradients must be True or False, got {track_gradients!r}")
+        track_gradients = check_bool(track_gradients, "track_gradients")
         split = float(validation_split) if not isinstance(validation_split, bool) else -1.0
         if not 0.0 <= split < 1.0:
             raise ValueError(f"validation_split must be in [0, 1), got {validation_split!r}")
@@ -315,9 +316,17 @@ class Sequential:
         elif split:
             x, target, val = _split(x, target, split, loss, seed)
             n = x.shape[0]
-        if self._has(BatchNorm) and (n % batch_size == 1 or n == 1):
+        if self._has(BatchNorm) and (min(batch_size, n) == 1 or n % batch_size == 1):
             raise ValueError(f"BatchNorm needs more than one sample per batch in training mode: {n} samples in "
                              f"batches of {batch_size} leave a last batch of 1; change batch_size")
+        reported = {"loss", "lr"} | ({"accuracy"} if loss.classification else set())
+        if val is not None:
+            reported |= {"val_loss"} | ({"val_accuracy"} if loss.classification else set())
+        for watcher in [*callbacks, schedule]:
+            monitor = getattr(watcher, "monitor", None)
+            if isinstance(monitor, str) and monitor not in reported:
+                raise ValueError(f"{type(watcher).__name__} monitors {monitor!r}, which this fit does not report "
+                                 f"(it reports {sorted(reported)}); pass validation data or monitor another metric")
         optimizer._bind(self)
         self.optimizer = optimizer
         if seed is not None:
@@ -381,8 +390,12 @@ class Sequential:
         """
         from .io import load
 
+        strict = check_bool(strict, "strict")
         other = source if isinstance(source, Sequential) else load(source)
         mine, theirs = self.parameter_layers(), other.parameter_layers()
+        if strict and len(mine) != len(theirs):
+            raise ValueError(f"load_weights(strict=True) needs the same layers: this model has {len(mine)} layers "
+                             f"with parameters, the source has {len(theirs)}")
         plan = []
         for i, (a, b) in enumerate(zip(mine, theirs)):
             va, vb = a._views(), b._views()
@@ -528,7 +541,9 @@ class _EpochRun:
                 metrics["val_loss"] = vm["loss"]
                 if "accuracy" in vm:
                     metrics["val_accuracy"] = vm["accuracy"]
-            if self.grad_norms is not None:
-                metrics["grad_norm"] = (self.grad_norms / self.n_steps).tolist()
+            if self.grad_norms is not None:  # NaN for frozen layers: no gradient is computed for them
+                dense = [layer for layer in model._flat_layers if isinstance(layer, Dense)]
+                metrics["grad_norm"] = [g / self.n_steps if layer.trainable else float("nan")
+                                        for g, layer in zip(self.grad_norms.tolist(), dense)]
             bar.finish({k: v for k, v in metrics.items() if k != "grad_norm"})
         return metrics

@@ -11,7 +11,7 @@ import weakref
 
 import numpy as np
 
-from ._validation import check_float
+from ._validation import check_bool, check_float
 
 __all__ = ["Optimizer", "SGD", "Adam", "AdamW"]
 
@@ -133,8 +133,7 @@ class SGD(Optimizer):
         momentum = check_float(momentum, "SGD momentum")
         if not 0.0 <= momentum < 1.0:
             raise ValueError(f"SGD momentum must be in [0, 1), got {momentum}")
-        if not isinstance(nesterov, (bool, np.bool_)):
-            raise TypeError(f"SGD nesterov must be True or False, got {nesterov!r}")
+        nesterov = check_bool(nesterov, "SGD nesterov")
         if nesterov and momentum == 0.0:
             raise ValueError("SGD nesterov=True needs momentum > 0")
         self.momentum, self.nesterov = momentum, bool(nesterov)
