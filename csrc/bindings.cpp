@@ -297,7 +297,7 @@ void bind_network(py::module_& m, const char* name) {
             double norm;
             {
                 py::gil_scoped_release nogil;
-                norm = n.optimizer_step(o, lr);
+                norm = n.optimizer_step(o, lr, true);
             }
             return py::make_tuple(norm, o.step);
         })

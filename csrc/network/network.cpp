@@ -362,11 +362,14 @@ void Network<T>::zero_grad() {
 }
 
 template <typename T>
-double Network<T>::optimizer_step(OptimizerRef<T>& opt, double lr) {
+double Network<T>::optimizer_step(OptimizerRef<T>& opt, double lr, bool want_norm) {
     const KernelTable<T>& kt = kernels<T>();
-    double sq = 0.0;
-    for (const auto& [off, len] : trainable_ranges_) sq += kt.sum_squares(grads_.data() + off, len);
-    const double norm = std::sqrt(sq);
+    double norm = 0.0;
+    if (want_norm || opt.clip_norm > 0) {   // an extra pass over the gradients: only when asked
+        double sq = 0.0;
+        for (const auto& [off, len] : trainable_ranges_) sq += kt.sum_squares(grads_.data() + off, len);
+        norm = std::sqrt(sq);
+    }
     if (opt.clip_norm > 0 && norm > opt.clip_norm)   // torch.nn.utils.clip_grad_norm_'s rule
         for (const auto& [off, len] : trainable_ranges_) kt.scale(grads_.data() + off, len, opt.clip_norm / (norm + 1e-6));
     OptimParams p = opt.params;
@@ -450,7 +453,7 @@ TrainProgress Network<T>::train(TrainRequest<T>& req) {
             for (const Stage& st : stages_)
                 if (st.kind == LayerKind::dense && st.trainable)
                     req.grad_norm_sums[st.dense_ordinal] += std::sqrt(kt.sum_squares(grads_.data() + st.weight, st.in * st.out));
-        optimizer_step(req.opt, req.lr_per_step ? req.lr_per_step[step] : req.opt.params.lr);
+        optimizer_step(req.opt, req.lr_per_step ? req.lr_per_step[step] : req.opt.params.lr, false);
         prog.steps += 1;
         prog.loss_sum += value;
         const auto now = clock::now();

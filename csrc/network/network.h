@@ -96,8 +96,8 @@ class Network {
     void predict(const T* x, index_t rows, index_t chunk, T* out);
     void zero_grad();
     // One optimizer step from the current gradients (trainable layers only); returns the gradient norm
-    // before clipping.
-    double optimizer_step(OptimizerRef<T>& opt, double lr);
+    // before clipping when want_norm or clipping (else 0).
+    double optimizer_step(OptimizerRef<T>& opt, double lr, bool want_norm);
     TrainProgress train(TrainRequest<T>& req);
 
     // Refuses concurrent use of one network from several threads (the GIL is released in every call).
