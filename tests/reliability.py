@@ -1,7 +1,7 @@
 """Shared pieces of the reliability tests (properties, garbage input, memory, threads, faults, numerics).
 
 * ``examples(n)``: the hypothesis budget, scaled by ``NEUROCORE_HYPOTHESIS_SCALE`` (the sanitizer run
-  uses a fraction of it); ``PROPERTY_SETTINGS``-style settings are derandomized so CI is reproducible.
+  uses a fraction of it); ``property_settings(n)`` is derandomized so that CI is reproducible.
 * ``stacks()``: a hypothesis strategy for random layer stacks (descriptions), ``build`` makes a model of
   one with random weights *and* biases (zero biases would hide bias bugs).
 * ``kernel_set`` / ``thread_count``: run a block on one kernel table / thread count, then restore.
@@ -41,8 +41,10 @@ def examples(n: int) -> int:
 
 
 def property_settings(n: int) -> settings:
-    """Derandomized (the same examples on every run), no example database, no per-example deadline."""
-    return settings(max_examples=examples(n), deadline=None, derandomize=True, database=None,
+    """Derandomized (the same examples on every run), no example database, no per-example deadline.
+    ``NEUROCORE_HYPOTHESIS_RANDOM=1`` draws fresh examples instead (to explore beyond CI's fixed set)."""
+    explore = os.environ.get("NEUROCORE_HYPOTHESIS_RANDOM") == "1"
+    return settings(max_examples=examples(n), deadline=None, derandomize=not explore, database=None,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
                     print_blob=False)
 

@@ -5,11 +5,8 @@ version, dtype and architecture, and optionally the optimizer's configuration an
 """
 from __future__ import annotations
 
-import io as _io
 import json
 import os
-import tempfile
-import zipfile
 
 import numpy as np
 
@@ -26,6 +23,8 @@ def save(model, path, include_optimizer: bool = False) -> None:
     from ._validation import check_bool
 
     include_optimizer = check_bool(include_optimizer, "include_optimizer")
+    import tempfile  # imported on use: keeps `import neurocore` fast
+
     path = os.fspath(path)
     header = {"format": _FORMAT, "version": _VERSION, **model.get_config(), "optimizer": None}
     arrays = {f"param_{i}": p for i, p in enumerate(model.parameters())}
@@ -56,6 +55,9 @@ def save(model, path, include_optimizer: bool = False) -> None:
 def load(path):
     """Read a model written by :meth:`Sequential.save`. Raises FileNotFoundError/OSError when the file
     cannot be read and ValueError when it is not a complete neurocore model file."""
+    import io as _io
+    import zipfile
+
     from .layers import layer_from_config
     from .model import Sequential
     from .optim import optimizer_from_config
