@@ -230,6 +230,9 @@ def print_tables(runs):
               f"{(run['neurocore_cpu_info'] or {}).get('isa', '-')}; background load from "
               f"other programs: {run['background_cpu_cores']:.2f} cores; measurements "
               f"retried because of it: {run.get('retried_measurements', 0)}")
+        if run["background_cpu_cores"] > 0.3:
+            print(f"\n**WARNING: other programs used {run['background_cpu_cores']:.2f} cores "
+                  "during this run; the numbers below are not reliable.**")
         if run["neurocore_error"]:
             print(f"note: {run['neurocore_error']}")
         print()

@@ -264,11 +264,13 @@ def run_thread_count(args, threads) -> dict:
         times = {fw: [] for fw in ready}
         losses = {fw: [] for fw in ready}
         epochs_seen = {}
+        loads = {fw: [] for fw in ready}
         for r in range(args.rounds):
             for fw in rotate(ready, r):
                 res = timed(children[fw], op="epoch")
                 if "t" in res:
                     times[fw].append(res["t"])
+                    loads[fw].append(res["other_cores"])
                     losses[fw].append(res["loss"])
                     epochs_seen[fw] = res["epochs"]
                 else:
@@ -290,6 +292,7 @@ def run_thread_count(args, threads) -> dict:
                     "spread": C.spread(sps), "rounds_samples_per_s": sps,
                     "warmup_s": info[fw]["warmup_s"],
                     "epoch_loss_last": losses[fw][-1], "epochs_trained": epochs_seen.get(fw),
+                    "rounds_other_cores": loads[fw], "other_cores": C.median(loads[fw]),
                     "loss_finite": all(x == x and abs(x) != float("inf")
                                        for x in losses[fw])})
             else:
@@ -424,22 +427,27 @@ def print_tables(data):
               + "]; "
               f"background load from other programs: {run['background_cpu_cores']:.2f} cores; "
               f"measurements retried because of it: {run.get('retried_measurements', 0)}")
+        if run["background_cpu_cores"] > 0.3:
+            print(f"\n**WARNING: other programs used {run['background_cpu_cores']:.2f} cores "
+                  f"during this run; on a {C.machine_info()['cores_allowed']}-core machine "
+                  "the numbers below (2 threads above all) are not reliable.**")
         for fw, why in run["skipped"].items():
             print(f"note: {fw} skipped ({why})")
         print("\n### Training throughput (one shuffled epoch per round)\n")
         header = ["net", "batch", "samples", "framework", "samples/s", "us/step", "GFLOP/s",
-                  "% GEMM peak", "neurocore/this", "spread %", "loss"]
+                  "% GEMM peak", "neurocore/this", "spread %", "bg cores", "loss"]
         rows = []
         for r in run["training"]:
             if "samples_per_s" not in r:
                 rows.append([r["net"], str(r["batch"]), "-", r["framework"], "-", "-", "-",
-                             "-", "-", "-", "skipped: " + str(r.get("skipped"))[:40]])
+                             "-", "-", "-", "-", "skipped: " + str(r.get("skipped"))[:40]])
                 continue
             ratio = r.get("nc_over_this")
             rows.append([r["net"], str(r["batch"]), str(r["samples"]), r["framework"],
                          r["samples_per_s"], r["us_per_step"], r["gflops"],
                          r["pct_gemm_peak"], C.fmt(ratio, 2) if ratio else "-",
-                         f"{100 * r['spread']:.0f}", f"{r['epoch_loss_last']:.3f}"])
+                         f"{100 * r['spread']:.0f}", f"{r['other_cores']:.2f}",
+                         f"{r['epoch_loss_last']:.3f}"])
         print(C.markdown_table(header, rows))
 
         lat = run["latency_batch1"]

@@ -168,7 +168,10 @@ nc::OptimizerRef<T> optimizer_ref(const py::dict& d, index_t n_params) {
         o.params.eps = d["eps"].cast<double>();
     }
     o.clip_norm = d["clip_norm"].cast<double>();
-    o.step = d["step"].cast<std::int64_t>();
+    auto counter = d["step"].cast<py::array_t<std::int64_t>>();
+    if (counter.ndim() != 1 || counter.shape(0) != 1 || !counter.writeable())
+        throw py::value_error("optimizer step counter must be a writable int64 array of one element");
+    o.step = counter.mutable_data();
     o.state1 = state_ptr<T>(d, "state1", n_params);
     o.state2 = state_ptr<T>(d, "state2", n_params);
     const bool needs1 = o.params.kind != nc::OptimKind::sgd || o.params.momentum != 0.0;
@@ -299,7 +302,7 @@ void bind_network(py::module_& m, const char* name) {
                 py::gil_scoped_release nogil;
                 norm = n.optimizer_step(o, lr, true);
             }
-            return py::make_tuple(norm, o.step);
+            return norm;
         })
         .def("train_steps", [](Net& n, CArray<T> x, py::array y, Labels order, index_t batch_size, index_t first_step,
                                index_t max_steps, double time_budget, double loss_sum, const std::string& loss, const py::dict& opt,
@@ -353,7 +356,7 @@ void bind_network(py::module_& m, const char* name) {
                 py::gil_scoped_release nogil;
                 p = n.train(req);
             }
-            return py::make_tuple(p.steps, p.loss_sum, p.nonfinite, p.bad_loss, p.bad_label_row, p.correct, req.opt.step);
+            return py::make_tuple(p.steps, p.loss_sum, p.nonfinite, p.bad_loss, p.bad_label_row, p.correct);
         });
 }
 

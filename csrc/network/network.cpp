@@ -191,8 +191,11 @@ std::uint64_t Network<T>::next_key(std::uint64_t stream) {
     return splitmix64(splitmix64(seed_ ^ (stream * 0x632be59bd9b4e019ULL)) + draws_++);
 }
 
+// Pins the kernel table for the work that follows (tests may switch tables from another thread: a step
+// must be computed, and its workspace sized, by one table) and sizes the workspaces for `rows`.
 template <typename T>
 void Network<T>::reserve(index_t rows) {
+    kt_ = &kernels<T>();
     if (rows > cap_rows_) {
         // Stage outputs are laid out by capacity; growing discards the kept forward.
         input_.resize(checked_mul(rows, in_features_, "input"));
@@ -205,7 +208,7 @@ void Network<T>::reserve(index_t rows) {
         cap_rows_ = rows;
         forward_rows_ = 0;
     }
-    const KernelTable<T>& kt = kernels<T>();
+    const KernelTable<T>& kt = *kt_;
     if (ws_table_ != &kt || ws_rows_ < rows) {
         index_t need = 0;
         for (const Stage& s : stages_) {
@@ -223,7 +226,7 @@ void Network<T>::reserve(index_t rows) {
 
 template <typename T>
 const T* Network<T>::run_forward(index_t rows, bool training) {
-    const KernelTable<T>& kt = kernels<T>();
+    const KernelTable<T>& kt = *kt_;
     const int nt = threads();
     const std::uint64_t key = training ? next_key(1) : 0;
     for (std::size_t s = 0; s < stages_.size(); ++s) {
@@ -273,7 +276,7 @@ const T* Network<T>::run_forward(index_t rows, bool training) {
 
 template <typename T>
 const T* Network<T>::run_backward(index_t rows, bool want_dx) {
-    const KernelTable<T>& kt = kernels<T>();
+    const KernelTable<T>& kt = *kt_;
     const int nt = threads();
     T* g = grad_a_.data();
     T* spare = grad_b_.data();
@@ -363,7 +366,7 @@ void Network<T>::zero_grad() {
 
 template <typename T>
 double Network<T>::optimizer_step(OptimizerRef<T>& opt, double lr, bool want_norm) {
-    const KernelTable<T>& kt = kernels<T>();
+    const KernelTable<T>& kt = kernels<T>();   // no workspace involved
     double norm = 0.0;
     if (want_norm || opt.clip_norm > 0) {   // an extra pass over the gradients: only when asked
         double sq = 0.0;
@@ -374,15 +377,16 @@ double Network<T>::optimizer_step(OptimizerRef<T>& opt, double lr, bool want_nor
         for (const auto& [off, len] : trainable_ranges_) kt.scale(grads_.data() + off, len, opt.clip_norm / (norm + 1e-6));
     OptimParams p = opt.params;
     p.lr = lr;
-    opt.step += 1;
+    const std::int64_t t = *opt.step + 1;
     if (p.kind != OptimKind::sgd) {
-        p.bias_correction1 = 1.0 - std::pow(p.beta1, double(opt.step));
-        p.bias_correction2 = 1.0 - std::pow(p.beta2, double(opt.step));
+        p.bias_correction1 = 1.0 - std::pow(p.beta1, double(t));
+        p.bias_correction2 = 1.0 - std::pow(p.beta2, double(t));
     }
     const int nt = threads();
     for (const auto& [off, len] : trainable_ranges_)
         kt.optim_step(params_.data() + off, grads_.data() + off, opt.state1 ? opt.state1 + off : nullptr,
                       opt.state2 ? opt.state2 + off : nullptr, len, p, nt);
+    *opt.step = t;
     return norm;
 }
 
@@ -411,8 +415,7 @@ TrainProgress Network<T>::train(TrainRequest<T>& req) {
     const auto start_time = clock::now();
     TrainProgress prog;
     prog.loss_sum = req.loss_sum;
-    reserve(req.batch_size < req.n ? req.batch_size : req.n);  // buffers for the rows that exist
-    const KernelTable<T>& kt = kernels<T>();
+    const index_t batch_rows = req.batch_size < req.n ? req.batch_size : req.n;  // the rows that exist
     const index_t n_steps = (req.n + req.batch_size - 1) / req.batch_size;
     const index_t last = req.first_step + req.max_steps < n_steps ? req.first_step + req.max_steps : n_steps;
     const int max_threads = num_threads();
@@ -423,6 +426,8 @@ TrainProgress Network<T>::train(TrainRequest<T>& req) {
     for (index_t step = req.first_step; step < last; ++step) {
         thread_choice_ = tuner_.pick(max_threads);
         const auto step_start = clock::now();
+        reserve(batch_rows);   // allocates only on the first step (or after a kernel-set switch)
+        const KernelTable<T>& kt = *kt_;
         const index_t begin = step * req.batch_size;
         const index_t rows = req.n - begin < req.batch_size ? req.n - begin : req.batch_size;
         const std::int64_t* idx = req.order + begin;

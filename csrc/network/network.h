@@ -38,7 +38,8 @@ struct OptimizerRef {
     OptimParams params{};
     T* state1 = nullptr;          // (n_params,) momentum / first moment, or nullptr
     T* state2 = nullptr;          // (n_params,) second moment, or nullptr
-    std::int64_t step = 0;        // steps taken so far (Adam's t before the next step)
+    std::int64_t* step = nullptr; // steps taken so far (Adam's t): the optimizer's own counter, updated
+                                  // in place with each step so an interrupt can never desynchronise it
     double clip_norm = 0.0;       // > 0: scale gradients to this global norm at most
 };
 
@@ -146,7 +147,8 @@ class Network {
     bool forward_training_ = false;
     AlignedBuffer<T> input_, acts_, aux_, grad_a_, grad_b_, targets_, gemm_ws_;
     AlignedBuffer<std::int64_t> labels_;
-    const void* ws_table_ = nullptr;   // the kernel table gemm_ws_ was sized for
+    const KernelTable<T>* kt_ = nullptr;  // the table of the call in progress (pinned by reserve)
+    const void* ws_table_ = nullptr;      // the kernel table gemm_ws_ was sized for
     index_t ws_rows_ = 0;
     std::uint64_t seed_ = 0, draws_ = 0;
     std::atomic<bool> busy_{false};

@@ -493,10 +493,8 @@ class _EpochRun:
 
     def _steps(self, x, target, order, batch_size, first, count, loss_sum, lrs):
         net = self.model._net
-        res = net.train_steps(x, target, order, batch_size, first, count, _STEP_BUDGET_S, loss_sum, self.loss.kind,
-                              self.opt._state(), lrs, self.noise, self.grad_norms)
-        done, loss_sum, nonfinite, bad, bad_row, correct, self.opt.steps = res
-        return done, loss_sum, nonfinite, bad, bad_row, correct
+        return net.train_steps(x, target, order, batch_size, first, count, _STEP_BUDGET_S, loss_sum, self.loss.kind,
+                               self.opt._state(), lrs, self.noise, self.grad_norms)
 
     def epoch(self, order, epoch, epochs, lrs, val):
         from .progress import EpochProgress

@@ -22,6 +22,15 @@ class Optimizer:
     kind = ""
     n_states = 0
 
+    @property
+    def steps(self) -> int:
+        """Optimizer steps taken on the current model."""
+        return int(self._step_counter[0])
+
+    @steps.setter
+    def steps(self, value: int) -> None:
+        self._step_counter[0] = value
+
     def __init__(self, lr: float, weight_decay: float, clip_norm):
         lr = check_float(lr, f"{type(self).__name__} lr")
         if lr <= 0:
@@ -34,7 +43,7 @@ class Optimizer:
             if clip_norm <= 0:
                 raise ValueError(f"{type(self).__name__} clip_norm must be > 0, got {clip_norm}")
         self.lr, self.weight_decay, self.clip_norm = lr, weight_decay, clip_norm
-        self.steps = 0
+        self._step_counter = np.zeros(1, dtype=np.int64)   # updated in place by the C++ steps
         self.states = []
         self._model = None
 
@@ -60,7 +69,7 @@ class Optimizer:
     def _state(self) -> dict:
         """What the C++ loop takes: the rule, its hyper-parameters, state arrays and step count."""
         d = {"kind": self.kind, "lr": self.lr, "weight_decay": self.weight_decay,
-             "clip_norm": self.clip_norm or 0.0, "step": self.steps}
+             "clip_norm": self.clip_norm or 0.0, "step": self._step_counter}
         d.update(self._hyper())
         for i, arr in enumerate(self.states):
             d[f"state{i + 1}"] = arr
@@ -76,8 +85,7 @@ class Optimizer:
         if not isinstance(model, Sequential):
             raise TypeError(f"{type(self).__name__}.step expects a Sequential, got {type(model).__name__}")
         self._bind(model)
-        norm, self.steps = model._net.optimizer_step(self._state(), self.lr)
-        return norm
+        return model._net.optimizer_step(self._state(), self.lr)
 
     def config(self) -> dict:
         return {"type": type(self).__name__, "lr": self.lr, "weight_decay": self.weight_decay,
