@@ -75,12 +75,13 @@ py::array_t<T> gemm_entry(CArray<T> a, CArray<T> b, bool trans_a, bool trans_b, 
     }
     const nc::KernelTable<T>& kt = nc::kernels<T>();
     // The workspace belongs to this call: allocated here, before the GIL is released.
-    const index_t ws_elems = kt.gemm_workspace_elems(m, n, k);
+    const int threads = nc::num_threads();
+    const index_t ws_elems = kt.gemm_workspace_elems(m, n, k, threads);
     std::unique_ptr<T[]> ws(new T[size_t(ws_elems)]);  // uninitialised: packing writes every element it reads
     {
         py::gil_scoped_release nogil;
         g.act = act == nc::Act::softmax ? nc::Act::identity : act;
-        kt.gemm(g, ws.get(), ws_elems, nc::num_threads());
+        kt.gemm(g, ws.get(), ws_elems, threads);
         if (act == nc::Act::softmax) kt.act_forward(g.c, g.c, m, n, act, T(alpha), nc::num_threads());
     }
     return c;

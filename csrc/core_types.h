@@ -47,7 +47,7 @@ template <typename T>
 struct KernelTable {
     const char* isa;
     int mr, nr;   // micro-kernel tile, reported by cpu_info() and used by tests to hit the edges
-    index_t (*gemm_workspace_elems)(index_t m, index_t n, index_t k);
+    index_t (*gemm_workspace_elems)(index_t m, index_t n, index_t k, int threads);
     void (*gemm)(const GemmCall<T>& call, T* workspace, index_t workspace_elems, int threads);
     void (*act_forward)(T* y, const T* x, index_t rows, index_t cols, Act act, T alpha, int threads);
     void (*act_backward)(T* dx, const T* y, const T* dy, index_t rows, index_t cols, Act act, T alpha,

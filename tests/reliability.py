@@ -37,7 +37,7 @@ SMOOTH_ACTIVATIONS = ("identity", "sigmoid", "tanh", "softmax")
 def examples(n: int) -> int:
     """``n`` hypothesis examples, times ``NEUROCORE_HYPOTHESIS_SCALE`` (default 1), at least 5."""
     scale = float(os.environ.get("NEUROCORE_HYPOTHESIS_SCALE", "1"))
-    return max(5, int(round(n * scale)))
+    return max(5, round(n * scale))
 
 
 def property_settings(n: int) -> settings:

@@ -64,10 +64,10 @@ def _assert_intact(path, before, dtype="float32"):
     assert not leftovers, f"the failed save left files behind: {leftovers}"
 
 
-def _run_child(code, *args, env_extra=None, preexec=None, timeout=120):
-    env = dict(os.environ, OMP_NUM_THREADS="1", **(env_extra or {}))
+def _run_child(code, *args, timeout=120):
+    env = dict(os.environ, OMP_NUM_THREADS="1")
     return subprocess.run([sys.executable, "-c", CHILD_COMMON + code, *map(str, args)], capture_output=True,
-                          text=True, env=env, timeout=timeout, preexec_fn=preexec)
+                          text=True, env=env, timeout=timeout, check=False)
 
 
 def _verdict(proc):
@@ -151,7 +151,7 @@ def _private_tmpfs_available(folder):
     try:
         proc = subprocess.run(["unshare", "--user", "--map-root-user", "--mount", "sh", "-c",
                                'mount -t tmpfs -o size=256k tmpfs "$1"', "sh", str(folder)],
-                              capture_output=True, timeout=30)
+                              capture_output=True, timeout=30, check=False)
     except (OSError, subprocess.SubprocessError):
         return False
     return proc.returncode == 0
@@ -167,7 +167,8 @@ def test_save_to_a_full_file_system_keeps_the_previous_file(tmp_path):
     proc = subprocess.run(["unshare", "--user", "--map-root-user", "--mount", "sh", "-c",
                            'mount -t tmpfs -o size=512k tmpfs "$1" && exec "$2" -c "$3" "$1"', "sh", str(folder),
                            sys.executable, code],
-                          capture_output=True, text=True, timeout=120, env=dict(os.environ, OMP_NUM_THREADS="1"))
+                          capture_output=True, text=True, timeout=120, env=dict(os.environ, OMP_NUM_THREADS="1"),
+                          check=False)
     results = _verdict(proc)
     for room, r in zip(("no room", "48 KB of room"), results):
         assert r["refused"], f"{room}: a 600 KB save succeeded on a full 512 KB file system"

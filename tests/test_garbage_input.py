@@ -24,6 +24,8 @@ from fractions import Fraction
 
 import numpy as np
 import pytest
+import reference as ref
+from conftest import assert_close
 from hypothesis import event, given
 from hypothesis import strategies as st
 from reliability import property_settings
@@ -237,7 +239,7 @@ def test_set_num_threads_garbage_leaves_the_count():
     old = nc.get_num_threads()
     try:
         for label, v in SCALARS:
-            outcome, info = attempt(None, lambda: nc.set_num_threads(v))
+            outcome, _ = attempt(None, lambda v=v: nc.set_num_threads(v))
             if outcome == "rejected":
                 assert nc.get_num_threads() == old, f"set_num_threads({label}) refused but changed the count"
             nc.set_num_threads(old)
@@ -421,7 +423,7 @@ def test_valid_array_layouts_give_the_canonical_result(name, dtype):
     """Strides, order, read-only, nested lists give bitwise the C-contiguous array's result; other real
     dtypes give the result of the values cast to the model's dtype. For fit and assignments, the
     resulting parameters are compared."""
-    shape, kind, _, model_dtype, make_call = ARRAY_CASES[name]
+    _, kind, _, model_dtype, make_call = ARRAY_CASES[name]
     good, _, _, layouts = _garbage_for(name, dtype)
     for label, value, how in layouts:
         if how == "cast" and not model_dtype:
@@ -470,7 +472,7 @@ def test_save_and_load_path_garbage(tmp_path):
     load_paths = paths + [("missing file", str(tmp_path / "missing.npz")), ("random bytes", str(tmp_path / "junk.npz"))]
     problems = []
     for label, v in load_paths:
-        outcome, info = attempt(None, lambda: nc.load(v), (OSError,))
+        outcome, info = attempt(None, lambda v=v: nc.load(v), (OSError,))
         if outcome != "rejected":
             problems.append(f"load({label}): {info if outcome == 'bad' else 'accepted'}")
     TRIED["table"] += len(load_paths)
@@ -552,3 +554,79 @@ def test_random_arrays_for_every_array_argument(data, name, dtype):
             with np.errstate(all="ignore"):
                 cast = arr.astype(np.dtype(dtype)) if kind != "labels" else arr
             assert np.isfinite(cast).all(), f"{name} accepted non-finite values"
+
+
+# --------------------------------------------------------------------------- the compiled testing hooks
+HOOK_DTYPES = ["float32", "float64", "float32", "float64", "float16", "int32", "complex64", "object", "bool"]
+ACT_NAMES = ["identity", "sigmoid", "tanh", "relu", "leaky_relu", "softmax", "gelu", "", "RELU", "nope"]
+
+
+@st.composite
+def hook_arrays(draw, shape=None):
+    """An array of `shape` (or of a random one, 0..3 dims of 0..5), mostly float32/64, sometimes with a
+    special value, sometimes not contiguous."""
+    if shape is None or draw(st.integers(0, 4)) == 0:
+        shape = tuple(draw(st.lists(st.integers(0, 5), min_size=0, max_size=3)))
+    dtype = draw(st.sampled_from(HOOK_DTYPES))
+    rng = np.random.default_rng(draw(st.integers(0, 2**16)))
+    arr = np.asarray(rng.standard_normal(shape))
+    if draw(st.integers(0, 3)) == 0 and arr.size:
+        arr.flat[0] = draw(st.sampled_from([np.nan, np.inf, 1e300, -0.0]))
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.simplefilter("ignore")
+        arr = arr.astype(dtype)
+    if draw(st.integers(0, 3)) == 0 and arr.ndim == 2:
+        wide = np.zeros((arr.shape[0], 2 * arr.shape[1]), arr.dtype)
+        wide[:, ::2] = arr
+        arr = wide[:, ::2]  # the same values, not contiguous
+    return arr
+
+
+@property_settings(600)
+@given(data=st.data(), hook=st.sampled_from(["gemm", "reference_gemm", "activation_forward", "activation_backward",
+                                              "loss"]))
+def test_compiled_hooks_refuse_garbage_and_compute_what_they_accept(data, hook):
+    """nc._core's testing hooks take arbitrary arrays: a clean error, or the reference's result."""
+    m, k, n = (data.draw(st.integers(1, 5), label=lb) for lb in "mkn")
+    trans_a, trans_b = data.draw(st.booleans(), label="trans_a"), data.draw(st.booleans(), label="trans_b")
+    if hook in ("gemm", "reference_gemm"):
+        a = data.draw(hook_arrays((k, m) if trans_a else (m, k)), label="a")
+        b = data.draw(hook_arrays((n, k) if trans_b else (k, n)), label="b")
+        kw = {"trans_a": trans_a, "trans_b": trans_b, "bias": data.draw(st.one_of(st.none(), hook_arrays((n,)))),
+              "activation": data.draw(st.sampled_from(ACT_NAMES))}
+    else:
+        a = data.draw(hook_arrays((m, n)), label="a")
+        b = data.draw(hook_arrays((m,) if data.draw(st.booleans()) else (m, n)), label="b")
+    if hook in ("gemm", "reference_gemm"):
+        call = lambda: getattr(nc._core, hook)(a, b, **kw)
+    elif hook == "activation_forward":
+        name = data.draw(st.sampled_from(ACT_NAMES))
+        call = lambda: nc._core.activation_forward(name, a)
+    elif hook == "activation_backward":
+        name = data.draw(st.sampled_from(ACT_NAMES))
+        call = lambda: nc._core.activation_backward(name, a, b)
+    else:
+        kind = data.draw(st.sampled_from(["mse", "bce", "bce_with_logits", "cross_entropy", "nope"]))
+        call = lambda: nc._core.loss(kind, a, b)
+    outcome, result = attempt(None, call)
+    event(f"{hook}: {outcome}")
+    assert outcome != "bad", f"{hook}: {result}"
+    if outcome == "accepted" and hook in ("gemm", "reference_gemm"):
+        expected = None
+        dt = np.float64 if a.dtype == np.float64 else np.float32
+        if a.dtype.kind == "c" or b.dtype.kind == "c":
+            event("complex input accepted (imaginary part dropped)")
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the hook casts like NumPy does: compare with NumPy's cast
+            aa, bb = np.asarray(a, dtype=dt), np.asarray(b, dtype=dt)
+            bias = None if kw["bias"] is None else np.asarray(kw["bias"], dtype=dt)
+            if np.isfinite(aa).all() and np.isfinite(bb).all() and (bias is None or np.isfinite(bias).all()) \
+                    and np.abs(aa).max(initial=0) < 1e30 and np.abs(bb).max(initial=0) < 1e30:
+                expected = ref.gemm(aa, bb, kw["trans_a"], kw["trans_b"], bias, kw["activation"])
+                scale = ref.gemm_error_scale(aa, bb, kw["trans_a"], kw["trans_b"], bias)
+        if expected is not None:
+            assert result.shape == expected.shape and result.dtype == dt
+            assert_close(result, expected, dt, scale=scale, factor=8, err_msg=f"{hook} {kw}")
+    if outcome == "accepted" and hook == "activation_forward" and a.dtype in (np.float32, np.float64) \
+            and np.isfinite(a).all() and np.abs(a).max(initial=0) < 1e30:
+        assert_close(result, ref.act_forward(name, a), a.dtype, factor=8, err_msg=f"activation_forward {name}")

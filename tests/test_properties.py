@@ -17,8 +17,20 @@ import rounding
 from conftest import assert_close, tol
 from hypothesis import given
 from hypothesis import strategies as st
-from reliability import (ACTIVATIONS, DTYPES, ISAS, SMOOTH_ACTIVATIONS, build, describe, in_width, kernel_set, out_width,
-                         property_settings, stacks, thread_count)
+from reliability import (
+    ACTIVATIONS,
+    DTYPES,
+    ISAS,
+    SMOOTH_ACTIVATIONS,
+    build,
+    describe,
+    in_width,
+    kernel_set,
+    out_width,
+    property_settings,
+    stacks,
+    thread_count,
+)
 
 import neurocore as nc
 
@@ -69,12 +81,12 @@ def fit_cases(draw):
     batch = draw(st.integers(1, 257))
     epochs = draw(st.integers(1, 3))
     momentum = draw(st.sampled_from([0.0, 0.5, 0.9]))
-    sgd = dict(lr=draw(st.sampled_from([0.01, 0.05, 0.1])), momentum=momentum,
-               nesterov=momentum > 0 and draw(st.booleans()),
-               weight_decay=draw(st.sampled_from([0.0, 1e-3, 0.1])))
-    return dict(dtype=dtype, loss=loss, desc=desc, n=n, batch=batch, epochs=epochs, sgd=sgd,
-                isa=draw(st.sampled_from(ISAS)), threads=draw(st.sampled_from([1, 2])),
-                seed=draw(st.integers(0, 2**32 - 1)))
+    sgd = {"lr": draw(st.sampled_from([0.01, 0.05, 0.1])), "momentum": momentum,
+           "nesterov": momentum > 0 and draw(st.booleans()),
+           "weight_decay": draw(st.sampled_from([0.0, 1e-3, 0.1]))}
+    return {"dtype": dtype, "loss": loss, "desc": desc, "n": n, "batch": batch, "epochs": epochs, "sgd": sgd,
+            "isa": draw(st.sampled_from(ISAS)), "threads": draw(st.sampled_from([1, 2])),
+            "seed": draw(st.integers(0, 2**32 - 1))}
 
 
 def targets(loss, n, n_out, dtype, rng):

@@ -130,81 +130,108 @@ inline int gemm_threads(index_t m, index_t n, index_t k, int threads) {
 
 }  // namespace gemm_detail
 
-// Elements of workspace one gemm call needs: one packed A block (mc x kc) and one packed B block (kc x nc).
+// Elements of workspace one thread's share of a gemm needs: a packed A block (mc x kc) and a packed
+// B block (kc x nc), plus room to align the B block.
 template <typename T>
-index_t gemm_workspace_elems(index_t m, index_t n, index_t k) {
+index_t gemm_thread_workspace(index_t m, index_t n, index_t k) {
     using namespace gemm_detail;
     const index_t kc = min_i(Tile<T>::kc, k < 1 ? 1 : k);
     const index_t mc = min_i(Tile<T>::mc, round_up(m < 1 ? 1 : m, kMR<T>));
     const index_t ncb = min_i(Tile<T>::nc, round_up(n < 1 ? 1 : n, kNR<T>));
-    return mc * kc + kc * ncb + 64 / sizeof(T);  // + room to align the B block
+    return round_up(mc * kc + kc * ncb + 64 / index_t(sizeof(T)), 64 / index_t(sizeof(T)));
 }
 
+// Elements of workspace a gemm call with up to `threads` threads needs: every thread packs its own.
+template <typename T>
+index_t gemm_workspace_elems(index_t m, index_t n, index_t k, int threads) {
+    return gemm_thread_workspace<T>(m, n, k) * (threads < 1 ? 1 : threads);
+}
+
+namespace gemm_detail {
+
+// The five BLIS loops, serially, over the block C[i0:i1, j0:j1] (i0, j0 multiples of MR, NR) with one
+// thread's packing buffers.
+template <typename T>
+void gemm_block(const nc::GemmCall<T>& g, index_t i0, index_t i1, index_t j0, index_t j1, T* a_pack, T* b_pack) {
+    constexpr int MR = kMR<T>, NR = kNR<T>;
+    // With few rows of A each B panel is used only a few times, so packing it costs more than it
+    // saves: a row-major B is then read in place (ldb = its row stride) and only a partial edge
+    // panel is packed, zero-padded.
+    const bool direct_b = g.csb == 1 && i1 - i0 <= kDirectBMaxRows;
+    // loop 5: jc over NC-wide column blocks of C
+    for (index_t jc = j0; jc < j1; jc += Tile<T>::nc) {
+        const index_t ncb = min_i(Tile<T>::nc, j1 - jc);
+        const index_t n_panels = (ncb + NR - 1) / NR;
+        // loop 4: pc over KC-deep slices of the shared dimension; the last one runs the epilogue
+        for (index_t pc = 0; pc < g.k; pc += Tile<T>::kc) {
+            const index_t kc = min_i(Tile<T>::kc, g.k - pc);
+            const bool first = pc == 0;
+            const Epilogue ep{pc + kc == g.k, g.act};
+            for (index_t p = 0; p < n_panels; ++p) {
+                const index_t j = jc + p * NR;
+                const index_t cols = min_i(NR, g.n - j);
+                if (direct_b && cols == NR) continue;
+                pack_b_panel(b_pack + p * NR * kc, g.b + pc * g.rsb + j * g.csb, g.rsb, g.csb, cols, kc);
+            }
+            // loop 3: ic over MC-tall row blocks of C
+            for (index_t ic = i0; ic < i1; ic += Tile<T>::mc) {
+                const index_t mc = min_i(Tile<T>::mc, i1 - ic);
+                const index_t m_panels = (mc + MR - 1) / MR;
+                for (index_t p = 0; p < m_panels; ++p) {
+                    const index_t i = ic + p * MR;
+                    pack_a_panel(a_pack + p * MR * kc, g.a + i * g.rsa + pc * g.csa, g.rsa, g.csa,
+                                 min_i(MR, g.m - i), kc);
+                }
+                // loops 2 and 1: jr over NR panels of B (kept in L1), ir over MR panels of A (in L2)
+                for (index_t jr = 0; jr < n_panels; ++jr) {
+                    const index_t j = jc + jr * NR;
+                    const bool in_place = direct_b && g.n - j >= NR;
+                    const T* bp = in_place ? g.b + pc * g.rsb + j : b_pack + jr * NR * kc;
+                    for (index_t ir = 0; ir < m_panels; ++ir)
+                        compute_tile(g, a_pack + ir * MR * kc, bp, in_place ? g.rsb : index_t(NR), ic + ir * MR, j,
+                                     kc, !first, ep);
+                }
+            }
+        }
+    }
+}
+
+}  // namespace gemm_detail
+
 // C (m, n) = act(op(A) (m, k) . op(B) (k, n) + bias). The workspace belongs to the caller (the network's
-// preallocated one, or a per-call buffer) and must hold gemm_workspace_elems(m, n, k) elements.
+// preallocated one, or a per-call buffer) and must hold gemm_workspace_elems(m, n, k, threads) elements.
+// Threads split C into column slices (or row slices when C is narrow), each computed start to finish by
+// one thread with its own packing buffers: no barrier inside the product, so a thread that loses its
+// core for a while delays only its own slice, and every element's sum runs in the same order.
 template <typename T>
 void gemm(const nc::GemmCall<T>& g, T* workspace, index_t workspace_elems, int threads) {
     using namespace gemm_detail;
     constexpr int MR = kMR<T>, NR = kNR<T>;
     if (g.m <= 0 || g.n <= 0 || g.k <= 0) return;  // callers reject k = 0 (a layer needs inputs)
-    if (workspace == nullptr || workspace_elems < gemm_workspace_elems<T>(g.m, g.n, g.k)) return;
-    const index_t kc_max = min_i(Tile<T>::kc, g.k);
-    const index_t mc_max = min_i(Tile<T>::mc, round_up(g.m, MR));
-    T* a_pack = workspace;
-    T* b_pack = a_pack + mc_max * kc_max;
-    b_pack += (64 - reinterpret_cast<uintptr_t>(b_pack) % 64) % 64 / sizeof(T);
-    const int nt = gemm_threads(g.m, g.n, g.k, threads);
-
-    // With few rows of A each B panel is used only a few times, so packing it costs more than it
-    // saves: a row-major B is then read in place (ldb = its row stride) and only a partial edge
-    // panel is packed, zero-padded.
-    const bool direct_b = g.csb == 1 && g.m <= kDirectBMaxRows;
-    auto run = [&]() {
-        // loop 5: jc over NC-wide column blocks of C
-        for (index_t jc = 0; jc < g.n; jc += Tile<T>::nc) {
-            const index_t ncb = min_i(Tile<T>::nc, g.n - jc);
-            const index_t n_panels = (ncb + NR - 1) / NR;
-            // loop 4: pc over KC-deep slices of the shared dimension; the last one runs the epilogue
-            for (index_t pc = 0; pc < g.k; pc += Tile<T>::kc) {
-                const index_t kc = min_i(Tile<T>::kc, g.k - pc);
-                const bool first = pc == 0;
-                const Epilogue ep{pc + kc == g.k, g.act};
-#pragma omp for schedule(static)
-                for (index_t p = 0; p < n_panels; ++p) {
-                    const index_t j = jc + p * NR;
-                    const index_t cols = min_i(NR, g.n - j);
-                    if (direct_b && cols == NR) continue;
-                    pack_b_panel(b_pack + p * NR * kc, g.b + pc * g.rsb + j * g.csb, g.rsb, g.csb, cols, kc);
-                }
-                // loop 3: ic over MC-tall row blocks of C
-                for (index_t ic = 0; ic < g.m; ic += Tile<T>::mc) {
-                    const index_t mc = min_i(Tile<T>::mc, g.m - ic);
-                    const index_t m_panels = (mc + MR - 1) / MR;
-#pragma omp for schedule(static)
-                    for (index_t p = 0; p < m_panels; ++p) {
-                        const index_t i = ic + p * MR;
-                        pack_a_panel(a_pack + p * MR * kc, g.a + i * g.rsa + pc * g.csa, g.rsa, g.csa,
-                                     min_i(MR, g.m - i), kc);
-                    }
-                    // loops 2 and 1: jr over NR panels of B (kept in L1), ir over MR panels of A (in L2)
-#pragma omp for schedule(static) collapse(2)
-                    for (index_t jr = 0; jr < n_panels; ++jr) {
-                        for (index_t ir = 0; ir < m_panels; ++ir) {
-                            const index_t j = jc + jr * NR;
-                            const bool in_place = direct_b && g.n - j >= NR;
-                            const T* bp = in_place ? g.b + pc * g.rsb + j : b_pack + jr * NR * kc;
-                            compute_tile(g, a_pack + ir * MR * kc, bp, in_place ? g.rsb : index_t(NR),
-                                         ic + ir * MR, j, kc, !first, ep);
-                        }
-                    }
-                }
-            }
-        }
+    int nt = gemm_threads(g.m, g.n, g.k, threads);
+    const index_t per_thread = gemm_thread_workspace<T>(g.m, g.n, g.k);
+    if (workspace == nullptr) return;
+    while (nt > 1 && workspace_elems < per_thread * nt) --nt;   // a workspace sized for fewer threads
+    if (workspace_elems < per_thread) return;
+    const index_t n_panels = (g.n + NR - 1) / NR, m_panels = (g.m + MR - 1) / MR;
+    const bool split_n = n_panels >= 2 * nt || n_panels >= m_panels;
+    auto slice = [&](int t) {
+        T* a_pack = workspace + per_thread * t;
+        T* b_pack = a_pack + min_i(Tile<T>::mc, round_up(g.m, MR)) * min_i(Tile<T>::kc, g.k);
+        b_pack += (64 - reinterpret_cast<uintptr_t>(b_pack) % 64) % 64 / sizeof(T);
+        const index_t panels = split_n ? n_panels : m_panels;
+        const index_t p0 = panels * t / nt, p1 = panels * (t + 1) / nt;
+        if (p0 == p1) return;
+        if (split_n) gemm_block(g, 0, g.m, p0 * NR, min_i(p1 * NR, g.n), a_pack, b_pack);
+        else gemm_block(g, p0 * MR, min_i(p1 * MR, g.m), 0, g.n, a_pack, b_pack);
     };
+#ifdef _OPENMP
     if (nt > 1) {
 #pragma omp parallel num_threads(nt)
-        run();
-    } else {
-        run();  // no parallel region at all: its fork/join is a visible cost on small products
+        slice(omp_get_thread_num());
+        return;
     }
+#endif
+    slice(0);   // no parallel region at all: its fork/join is a visible cost on small products
+    (void)nt;
 }

@@ -209,18 +209,20 @@ void Network<T>::reserve(index_t rows) {
         forward_rows_ = 0;
     }
     const KernelTable<T>& kt = *kt_;
-    if (ws_table_ != &kt || ws_rows_ < rows) {
+    const int threads = num_threads();
+    if (ws_table_ != &kt || ws_rows_ < rows || ws_threads_ < threads) {
         index_t need = 0;
         for (const Stage& s : stages_) {
             if (s.kind != LayerKind::dense) continue;
-            const index_t forms[3] = {kt.gemm_workspace_elems(rows, s.out, s.in),   // Y = X W
-                                      kt.gemm_workspace_elems(s.in, s.out, rows),   // dW = X^T dY
-                                      kt.gemm_workspace_elems(rows, s.in, s.out)};  // dX = dY W^T
+            const index_t forms[3] = {kt.gemm_workspace_elems(rows, s.out, s.in, threads),   // Y = X W
+                                      kt.gemm_workspace_elems(s.in, s.out, rows, threads),   // dW = X^T dY
+                                      kt.gemm_workspace_elems(rows, s.in, s.out, threads)};  // dX = dY W^T
             for (index_t f : forms) need = f > need ? f : need;
         }
         gemm_ws_.grow_to(need);
         ws_table_ = &kt;
         ws_rows_ = rows;
+        ws_threads_ = threads;
     }
 }
 

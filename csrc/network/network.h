@@ -150,6 +150,7 @@ class Network {
     const KernelTable<T>* kt_ = nullptr;  // the table of the call in progress (pinned by reserve)
     const void* ws_table_ = nullptr;      // the kernel table gemm_ws_ was sized for
     index_t ws_rows_ = 0;
+    int ws_threads_ = 0;
     std::uint64_t seed_ = 0, draws_ = 0;
     std::atomic<bool> busy_{false};
 
