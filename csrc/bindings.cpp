@@ -240,6 +240,15 @@ void bind_network(py::module_& m, const char* name) {
             return py::array_t<T>({py::ssize_t(n.n_state())}, {py::ssize_t(sizeof(T))}, n.state(), self);
         })
         .def_property_readonly("n_dense", &Net::n_dense)
+        // Consistent copies of the parameters and state, taken under the model's lock (refused while
+        // another thread trains), for save.
+        .def("snapshot", [](Net& n) {
+            typename Net::Lock lock(n);
+            py::array_t<T> p(py::ssize_t(n.n_params())), st(py::ssize_t(n.n_state()));
+            std::memcpy(p.mutable_data(), n.params(), sizeof(T) * size_t(n.n_params()));
+            if (n.n_state() > 0) std::memcpy(st.mutable_data(), n.state(), sizeof(T) * size_t(n.n_state()));
+            return py::make_tuple(p, st);
+        })
         .def("set_trainable", [](Net& n, index_t layer, bool trainable) {
             if (layer < 0 || layer >= index_t(n.slots().size())) throw py::value_error("layer index out of range");
             typename Net::Lock lock(n);

@@ -27,8 +27,9 @@ def save(model, path, include_optimizer: bool = False) -> None:
 
     path = os.fspath(path)
     header = {"format": _FORMAT, "version": _VERSION, **model.get_config(), "optimizer": None}
-    arrays = {f"param_{i}": p for i, p in enumerate(model.parameters())}
-    arrays.update({f"buffer_{i}": b for i, b in enumerate(_buffers(model))})
+    params, buffers = _consistent_copies(model)
+    arrays = {f"param_{i}": p for i, p in enumerate(params)}
+    arrays.update({f"buffer_{i}": b for i, b in enumerate(buffers)})
     if include_optimizer:
         opt = model.optimizer
         if opt is None:
@@ -127,3 +128,20 @@ def _expected_shapes(layers):
             params += [(layer.features,)] * 2
             buffers += [(layer.features,)] * 2
     return params, buffers
+
+
+def _consistent_copies(model):
+    """Copies of parameters() and the buffers taken at one instant under the model's lock (RuntimeError if
+    another thread is training it), so a file never mixes two training steps."""
+    flat_params, flat_state = model._net.snapshot()
+
+    def relocate(views, base, copy):
+        start = base.__array_interface__["data"][0]
+        out = []
+        for v in views:
+            offset = (v.__array_interface__["data"][0] - start) // v.itemsize
+            out.append(copy[offset:offset + v.size].reshape(v.shape))
+        return out
+
+    return (relocate(model.parameters(), model._params, flat_params),
+            relocate(_buffers(model), model._net.state_array(), flat_state))
