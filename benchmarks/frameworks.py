@@ -22,7 +22,7 @@ def available(name: str) -> str | None:
     """None when the framework can be imported, else the reason it cannot."""
     try:
         if name == "neurocore":
-            import neurocore  # noqa: F401
+            import neurocore
             neurocore.Sequential  # noqa: B018
         elif name == "torch":
             import torch  # noqa: F401
@@ -309,6 +309,7 @@ def make_predictors(fw, sizes, X_fit=None, y_fit=None):
         out["numpy"] = np_pred
     elif fw == "sklearn":
         import warnings
+
         from sklearn.exceptions import ConvergenceWarning
         from sklearn.neural_network import MLPClassifier
         clf = MLPClassifier(hidden_layer_sizes=tuple(sizes[1:-1]), activation="relu",

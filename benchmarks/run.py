@@ -152,8 +152,8 @@ def serve(fw: str, threads: int, quick: bool) -> None:
 def rss_child(fw: str, threads: int, quick: bool) -> dict:
     """Fresh process: train RSS_NET for one epoch; RSS before training and peak."""
     C.pin_to_cores(threads)
-    import numpy as np  # noqa: F401
     import frameworks as FW
+    import numpy as np  # noqa: F401
     if fw != "numpy":
         __import__(fw)
     FW.set_threads(fw, threads)
@@ -265,7 +265,12 @@ def run_thread_count(args, threads) -> dict:
         losses = {fw: [] for fw in ready}
         epochs_seen = {}
         loads = {fw: [] for fw in ready}
+        net_start = time.time()
         for r in range(args.rounds):
+            if r >= min(3, args.rounds) and time.time() - net_start > args.net_budget:
+                print(f"  [{threads}t] {name}: stopping after {r} rounds (--net-budget "
+                      f"{args.net_budget:.0f} s)", file=sys.stderr, flush=True)
+                break
             for fw in rotate(ready, r):
                 res = timed(children[fw], op="epoch")
                 if "t" in res:
@@ -286,7 +291,7 @@ def run_thread_count(args, threads) -> dict:
                 med = C.median(sps)
                 gflops = med * fl_train / 1e9
                 row.update({
-                    "samples": n, "samples_per_s": med,
+                    "samples": n, "samples_per_s": med, "rounds": len(sps),
                     "us_per_step": C.median(times[fw]) / steps * 1e6,
                     "gflops": gflops,
                     "spread": C.spread(sps), "rounds_samples_per_s": sps,
@@ -417,7 +422,8 @@ def print_tables(data):
     for run in data["runs"]:
         t = run["threads"]
         peak = run["gemm_peak"]
-        print(f"\n## {t} thread(s) (cores {run['cores']}), median of {run['rounds']} rounds")
+        print(f"\n## {t} thread(s) (cores {run['cores']}), median of up to {run['rounds']} "
+              "rounds")
         print(f"\nNumPy BLAS: {run['numpy_kernel']}; neurocore ISA: "
               f"{(run['neurocore_cpu_info'] or {}).get('isa', '-')}; GEMM peak "
               f"(1024^3 float32, best seen from neurocore/NumPy): {peak['gflops']:.1f} "
@@ -435,18 +441,18 @@ def print_tables(data):
             print(f"note: {fw} skipped ({why})")
         print("\n### Training throughput (one shuffled epoch per round)\n")
         header = ["net", "batch", "samples", "framework", "samples/s", "us/step", "GFLOP/s",
-                  "% GEMM peak", "neurocore/this", "spread %", "bg cores", "loss"]
+                  "% GEMM peak", "neurocore/this", "rounds", "spread %", "bg cores", "loss"]
         rows = []
         for r in run["training"]:
             if "samples_per_s" not in r:
                 rows.append([r["net"], str(r["batch"]), "-", r["framework"], "-", "-", "-",
-                             "-", "-", "-", "-", "skipped: " + str(r.get("skipped"))[:40]])
+                             "-", "-", "-", "-", "-", "skipped: " + str(r.get("skipped"))[:40]])
                 continue
             ratio = r.get("nc_over_this")
             rows.append([r["net"], str(r["batch"]), str(r["samples"]), r["framework"],
                          r["samples_per_s"], r["us_per_step"], r["gflops"],
                          r["pct_gemm_peak"], C.fmt(ratio, 2) if ratio else "-",
-                         f"{100 * r['spread']:.0f}", f"{r['other_cores']:.2f}",
+                         str(r["rounds"]), f"{100 * r['spread']:.0f}", f"{r['other_cores']:.2f}",
                          f"{r['epoch_loss_last']:.3f}"])
         print(C.markdown_table(header, rows))
 
@@ -523,6 +529,9 @@ def main(argv=None):
     p.add_argument("--retries", type=int, default=3,
                    help="re-time a call (up to N more times) when other programs used "
                         ">0.25 cores while it ran; keep the least disturbed (default 3)")
+    p.add_argument("--net-budget", type=float, default=40.0,
+                   help="after 3 rounds, start no new training round once a net has taken "
+                        "this many seconds (default 40)")
     p.add_argument("--retry-budget", type=float, default=90.0,
                    help="seconds per thread count that retries may start in (default 90)")
     p.add_argument("--no-rss", action="store_true", help="skip the peak-RSS children")

@@ -20,7 +20,7 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))
 
-import neurocore as nc  # noqa: E402
+import neurocore as nc
 
 ISAS = list(nc.cpu_info()["isa_available"])
 DTYPES = [np.dtype(np.float32), np.dtype(np.float64)]

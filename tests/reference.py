@@ -656,3 +656,29 @@ def train(specs, x, y, loss, optimizer, epochs=1, batch_size=32, lr_for_step=Non
         history["lr"].append(float(optimizer.lr))
         history["grad_norm"].append((norms / n_steps).tolist())
     return specs, history
+
+
+# ----------------------------------------------------------------------------------------------
+# Central-difference gradient checks (float64)
+GRAD_H, GRAD_RTOL, GRAD_ATOL = 1e-6, 1e-6, 1e-8
+
+
+def numeric_grad(f, arr, h=GRAD_H):
+    """Central differences of scalar f() with respect to every entry of the live array arr."""
+    g = np.zeros(arr.shape)
+    for idx in np.ndindex(arr.shape):
+        old = arr[idx]
+        arr[idx] = old + h
+        fp = f()
+        arr[idx] = old - h
+        fm = f()
+        arr[idx] = old
+        g[idx] = (fp - fm) / (2 * h)
+    return g
+
+
+def assert_grad(analytic, numeric, what, rtol=GRAD_RTOL, atol=GRAD_ATOL):
+    analytic = np.asarray(analytic, dtype=np.float64)
+    assert analytic.shape == numeric.shape, what
+    assert np.max(np.abs(numeric)) > 1e-6, f"{what}: degenerate check (zero gradient)"
+    np.testing.assert_allclose(analytic, numeric, rtol=rtol, atol=atol, err_msg=what)

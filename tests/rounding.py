@@ -18,6 +18,7 @@ layers, any width and any magnitude of the data (the property tests draw all of 
 from __future__ import annotations
 
 import numpy as np
+
 import reference as ref
 from conftest import assert_close, tol
 

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import reference as ref
-from conftest import assert_close, tol
 
 import neurocore as nc
+import reference as ref
+from conftest import assert_close, tol
 
 SHAPES = [(1, 1), (1, 7), (3, 5), (7, 17), (13, 33), (64, 100)]
 ALPHA = 0.05

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import assert_unchanged, snapshot
 
 import neurocore as nc
+from conftest import assert_unchanged, snapshot
 
 BAD = (ValueError, TypeError)
 

@@ -8,9 +8,9 @@ import re
 
 import numpy as np
 import pytest
-from conftest import snapshot, assert_unchanged
 
 import neurocore as nc
+from conftest import assert_unchanged, snapshot
 from neurocore import schedules
 
 

@@ -16,7 +16,6 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
-import reference as ref
 from hypothesis import given
 from hypothesis import strategies as st
 from reliability import (
@@ -35,6 +34,7 @@ from reliability import (
 )
 
 import neurocore as nc
+import reference as ref
 
 BUSY = "another thread"   # what the refusal must say
 REPORT = {}
@@ -64,7 +64,7 @@ def _train(seed, dtype, start=None):
     model = _model(seed, dtype)
     if start is not None:
         start.wait()
-    hist = model.fit(x, y, optimizer=nc.SGD(lr=0.05, momentum=0.9, nesterov=seed % 2 == 1), epochs=6,
+    hist = model.fit(x, y, optimizer=nc.SGD(lr=0.05, momentum=0.9, nesterov=seed % 2 == 1), epochs=3,
                      batch_size=32 + seed, seed=seed, verbose=0)
     out = model.predict(x[:50])
     ev = model.evaluate(x, y)
@@ -118,7 +118,7 @@ class Race:
             if BUSY not in str(exc):
                 self.unexpected.append(f"unclear refusal: {exc}")
             self.refusals += 1
-        except BaseException as exc:  # noqa: BLE001
+        except BaseException as exc:
             self.unexpected.append(f"other: {type(exc).__name__}: {exc}")
 
     def _train(self):
@@ -128,7 +128,7 @@ class Race:
             self.trainer_error = exc
             if BUSY not in str(exc):
                 self.unexpected.append(f"unclear refusal of the trainer: {exc}")
-        except BaseException as exc:  # noqa: BLE001
+        except BaseException as exc:
             self.unexpected.append(f"trainer: {type(exc).__name__}: {exc}")
         finally:
             self.done.set()
@@ -308,17 +308,17 @@ def test_switching_the_kernel_set_during_training_never_corrupts(restore_threads
     alone (a step computed with a workspace sized for the other kernel set would be garbage)."""
     if len(ISAS) < 2:
         pytest.skip("one kernel set on this CPU")
-    x, y, make = _setup("float64", seed=9, rows=2048, hidden=512)
+    x, y, make = _setup("float64", seed=9, rows=1024, hidden=512)
     nc.set_num_threads(1)
     with kernel_set(ISAS[0]):
         alone = make()
-        alone.fit(x, y, optimizer=nc.SGD(lr=0.05), epochs=8, batch_size=128, seed=2, verbose=0)
+        alone.fit(x, y, optimizer=nc.SGD(lr=0.05), epochs=4, batch_size=128, seed=2, verbose=0)
         model = make()
         isas = iter(ISAS * 1_000_000)
 
         def trainer(race):
             race.pause()  # the other thread is running before training starts
-            model.fit(x, y, optimizer=nc.SGD(lr=0.05), epochs=8, batch_size=128, seed=2, verbose=0)
+            model.fit(x, y, optimizer=nc.SGD(lr=0.05), epochs=4, batch_size=128, seed=2, verbose=0)
 
         race = Race(trainer, lambda: nc._core.set_isa(next(isas))).run()
     assert race.trainer_error is None

@@ -24,13 +24,13 @@ from fractions import Fraction
 
 import numpy as np
 import pytest
-import reference as ref
-from conftest import assert_close
 from hypothesis import event, given
 from hypothesis import strategies as st
 from reliability import property_settings
 
 import neurocore as nc
+import reference as ref
+from conftest import assert_close
 
 ALLOWED = (ValueError, TypeError, OverflowError)
 IN, HIDDEN, OUT, N = 4, 5, 3, 6
@@ -118,7 +118,7 @@ class Ctx:
         if not out and check_forward:  # the kept forward must survive a rejected call
             try:
                 gx = m.backward(self.gout)
-            except Exception as exc:  # noqa: BLE001 - reported, not hidden
+            except Exception as exc:
                 out.append(f"backward after the rejected call fails: {type(exc).__name__}: {exc}")
             else:
                 if not np.array_equal(gx, self.gx):
@@ -143,7 +143,7 @@ def attempt(ctx, call, extra_allowed=()):
                 if changed:
                     return "bad", f"{type(exc).__name__}({exc}) but " + "; ".join(changed)
             return "rejected", None
-        except BaseException as exc:  # noqa: BLE001 - the point of the test
+        except BaseException as exc:
             return "bad", f"{type(exc).__name__}: {str(exc)[:200]}"
     return "accepted", result
 

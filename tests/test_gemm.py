@@ -12,10 +12,10 @@ import itertools
 
 import numpy as np
 import pytest
-import reference as ref
-from conftest import assert_close
 
 import neurocore as nc
+import reference as ref
+from conftest import assert_close
 
 # (trans_a, trans_b): X@W, dY@W.T, X.T@dY, and A.T@B.T
 FORMS = [(False, False), (False, True), (True, False), (True, True)]

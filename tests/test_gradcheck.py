@@ -5,13 +5,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import reference as ref
 
 import neurocore as nc
-
-H = 1e-6
-RTOL = 1e-6
-ATOL = 1e-8
+import reference as ref
+from reference import assert_grad, numeric_grad
 
 NETS = {
     "tanh": lambda: [nc.Dense(4, 5), nc.Tanh(), nc.Dense(5, 3)],
@@ -32,25 +29,8 @@ def build(name, seed=0):
     return model
 
 
-def numeric_grad(f, arr):
-    """Central differences of scalar f() with respect to every entry of the live array arr."""
-    g = np.zeros(arr.shape)
-    for idx in np.ndindex(arr.shape):
-        old = arr[idx]
-        arr[idx] = old + H
-        fp = f()
-        arr[idx] = old - H
-        fm = f()
-        arr[idx] = old
-        g[idx] = (fp - fm) / (2 * H)
-    return g
 
 
-def assert_grad(analytic, numeric, what):
-    analytic = np.asarray(analytic, dtype=np.float64)
-    assert analytic.shape == numeric.shape, what
-    assert np.max(np.abs(numeric)) > 1e-6, f"{what}: degenerate check (zero gradient)"
-    np.testing.assert_allclose(analytic, numeric, rtol=RTOL, atol=ATOL, err_msg=what)
 
 
 def away_from_kinks(model, x, margin=1e-3):

@@ -10,10 +10,10 @@ import math
 
 import numpy as np
 import pytest
-import reference as ref
-from conftest import assert_close, snapshot, assert_unchanged
 
 import neurocore as nc
+import reference as ref
+from conftest import assert_close, assert_unchanged, snapshot
 
 
 def eye_dense(d):

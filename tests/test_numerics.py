@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import reference as ref
 import rounding
-from conftest import assert_close, tol
 
 import neurocore as nc
+import reference as ref
+from conftest import assert_close, tol
 
 STACKS = {
     "relu-softmax": lambda d: [nc.Dense(d, 24), nc.ReLU(), nc.Dense(24, 7), nc.Softmax()],

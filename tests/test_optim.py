@@ -6,10 +6,10 @@ import itertools
 
 import numpy as np
 import pytest
-import reference as ref
-from conftest import assert_close
 
 import neurocore as nc
+import reference as ref
+from conftest import assert_close
 
 COMBOS = [
     (m, nest, wd)

@@ -8,10 +8,10 @@ import importlib.util
 
 import numpy as np
 import pytest
-import reference as ref
-from conftest import assert_close
 
 import neurocore as nc
+import reference as ref
+from conftest import assert_close
 from neurocore import schedules
 
 HAS_TORCH = importlib.util.find_spec("torch") is not None

@@ -12,9 +12,7 @@ dtypes, every kernel table, 1 and 2 threads.
 from __future__ import annotations
 
 import numpy as np
-import reference as ref
 import rounding
-from conftest import assert_close, tol
 from hypothesis import given
 from hypothesis import strategies as st
 from reliability import (
@@ -33,6 +31,8 @@ from reliability import (
 )
 
 import neurocore as nc
+import reference as ref
+from conftest import assert_close, tol
 
 
 @property_settings(160)

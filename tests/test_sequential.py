@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import reference as ref
-from conftest import assert_close
 
 import neurocore as nc
+import reference as ref
+from conftest import assert_close
 
 STACKS = {
     "dense_relu_dense": lambda: [nc.Dense(5, 7), nc.ReLU(), nc.Dense(7, 3)],

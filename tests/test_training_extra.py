@@ -8,10 +8,10 @@ import gc
 
 import numpy as np
 import pytest
-import reference as ref
-from conftest import assert_close, snapshot, assert_unchanged
 
 import neurocore as nc
+import reference as ref
+from conftest import assert_close, assert_unchanged, snapshot
 
 
 def id_data(n, d=4, k=3, seed=0, counts=None):

@@ -3,14 +3,12 @@
 A C++ core (packed SIMD GEMM, fused activations, losses and optimizer steps, OpenMP) behind a small
 Sequential API. Weights are (in_features, out_features): y = x @ W + b.
 """
-from . import _core
+from . import _core, callbacks, schedules  # noqa: F401  (_core: the compiled core, loaded first)
 from ._runtime import _select_isa_from_env, cpu_info, get_num_threads, set_num_threads
-from . import callbacks, schedules
 from .augment import GaussianNoise
 from .callbacks import EarlyStopping
 from .io import load
-from .layers import (ELU, GELU, BatchNorm, Dense, Dropout, Identity, LeakyReLU, ReLU, Residual, Sigmoid, Softmax,
-                     Tanh)
+from .layers import ELU, GELU, BatchNorm, Dense, Dropout, Identity, LeakyReLU, ReLU, Residual, Sigmoid, Softmax, Tanh
 from .losses import BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, MSELoss
 from .model import Sequential
 from .optim import SGD, Adam, AdamW

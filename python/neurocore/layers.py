@@ -43,7 +43,7 @@ class Layer:
         """The layer as the C++ network takes it."""
         raise NotImplementedError
 
-    def _clone(self) -> "Layer":
+    def _clone(self) -> Layer:
         """An unbound copy with the same configuration (its arrays are copied by Sequential)."""
         layer = layer_from_config(self.config())
         layer._trainable = self._trainable
@@ -301,14 +301,7 @@ class Residual(Layer):
     width of their input."""
 
     def __init__(self, layers):
-        if isinstance(layers, Layer) or not hasattr(layers, "__iter__"):
-            raise TypeError(f"Residual expects a list of layers, got {type(layers).__name__}")
-        layers = list(layers)
-        if not layers:
-            raise ValueError("Residual needs at least one layer")
-        for i, layer in enumerate(layers):
-            if not isinstance(layer, Layer):
-                raise TypeError(f"Residual layer {i} must be a neurocore layer, got {type(layer).__name__}")
+        layers = check_layer_list(layers, "Residual")
         width_in = input_width(layers)
         width_out = chain_widths(layers, width_in, "Residual")
         if width_in is not None and width_out != width_in:
@@ -329,7 +322,7 @@ class Residual(Layer):
         for layer in self.layers:
             layer.trainable = value
 
-    def _clone(self) -> "Residual":
+    def _clone(self) -> Residual:
         block = Residual([layer._clone() for layer in self.layers])
         block._trainable = self._trainable
         return block
@@ -356,6 +349,19 @@ def chain_widths(layers, width, owner: str):
                 raise ValueError(f"{owner} layer {i} is a residual block of width {layer.width} after a layer "
                                  f"producing {width}")
     return width
+
+
+def check_layer_list(layers, owner: str) -> list:
+    """A non-empty list of neurocore layers, or TypeError/ValueError naming the owner."""
+    if isinstance(layers, Layer) or not hasattr(layers, "__iter__"):
+        raise TypeError(f"{owner} expects a list of layers, got {type(layers).__name__}")
+    layers = list(layers)
+    if not layers:
+        raise ValueError(f"{owner} needs at least one layer")
+    for i, layer in enumerate(layers):
+        if not isinstance(layer, Layer):
+            raise TypeError(f"{owner} layer {i} must be a neurocore layer, got {type(layer).__name__} {layer!r}")
+    return layers
 
 
 def input_width(layers):

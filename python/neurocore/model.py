@@ -8,8 +8,19 @@ import numpy as np
 
 from . import _core
 from ._validation import as_matrix, check_bool, check_int, resolve_dtype
-from .layers import (ELU, GELU, BatchNorm, Dense, Dropout, Layer, LeakyReLU, ReLU, chain_widths, flatten,
-                     layer_config)
+from .layers import (
+    ELU,
+    GELU,
+    BatchNorm,
+    Dense,
+    Layer,
+    LeakyReLU,
+    ReLU,
+    chain_widths,
+    check_layer_list,
+    flatten,
+    layer_config,
+)
 from .losses import get_loss
 from .optim import SGD
 
@@ -32,14 +43,7 @@ class Sequential:
     """
 
     def __init__(self, layers, dtype="float32", seed=None):
-        if isinstance(layers, Layer) or not hasattr(layers, "__iter__"):
-            raise TypeError(f"Sequential expects a list of layers, got {type(layers).__name__}")
-        layers = list(layers)
-        if not layers:
-            raise ValueError("Sequential needs at least one layer")
-        for i, layer in enumerate(layers):
-            if not isinstance(layer, Layer):
-                raise TypeError(f"layer {i} must be a neurocore layer, got {type(layer).__name__} {layer!r}")
+        layers = check_layer_list(layers, "Sequential")
         if seed is not None:
             seed = check_int(seed, "seed", minimum=0)
         self.dtype = resolve_dtype(dtype)
@@ -93,7 +97,7 @@ class Sequential:
                 if not layer.trainable:
                     self._net.set_trainable(i, False)
         self._initialise(np.random.default_rng(seed))
-        for i, layer in enumerate(self._flat_layers):
+        for layer in self._flat_layers:
             src = sources.get(id(layer))
             if src is not None:
                 _copy_arrays(src, layer)
@@ -461,7 +465,7 @@ def _split(x, target, share, loss, seed):
         strata = (target[:, 0] >= 0.5).astype(np.int64)
     else:
         strata = None
-    n_val = int(math.ceil(share * n))
+    n_val = math.ceil(share * n)
     if n_val < 1 or n - n_val < 1:
         raise ValueError(f"validation_split={share} leaves no training or no validation sample of {n}")
     stratify = strata is not None and np.min(np.bincount(strata)) >= 2
