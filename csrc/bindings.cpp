@@ -372,6 +372,9 @@ void bind_network(py::module_& m, const char* name) {
 
 template <typename F32, typename F64>
 py::object by_dtype(const py::array& a, F32 f32, F64 f64) {
+    const char kind = a.dtype().kind();
+    if (kind != 'f' && kind != 'i' && kind != 'u' && kind != 'b')
+        throw py::type_error(std::string("expected an array of real numbers, got dtype kind '") + kind + "'");
     if (a.dtype().is(py::dtype::of<double>())) return f64();
     return f32();
 }
@@ -418,7 +421,7 @@ PYBIND11_MODULE(_core, m) {
     m.def("isa_available", &nc::isa_available);
     m.def("cpu_features", &nc::cpu_features);
     m.def("set_num_threads", [](int n) {
-        if (n < 1) throw py::value_error("the number of threads must be >= 1, got " + std::to_string(n));
+        if (n < 1 || n > 1024) throw py::value_error("the number of threads must be in [1, 1024], got " + std::to_string(n));
         nc::set_num_threads(n);
     });
     m.def("get_num_threads", &nc::num_threads);

@@ -232,6 +232,8 @@ def test_load_rejects_wrong_parameter_size(tmp_path):
     _expect_load_error(_rewrite(tmp_path, "short_params.npz", mutate))
 
 
+@pytest.mark.skipif("libasan" in os.environ.get("LD_PRELOAD", ""),
+                    reason="AddressSanitizer cannot start under an address-space limit")
 def test_load_checks_the_file_before_allocating(tmp_path):
     """A tiny corrupt file whose header claims a 30000 x 30000 layer (parameters stored: a 3 x 2 matrix) must
     be rejected as invalid, not make load allocate gigabytes first: run under a 2 GB address-space limit."""

@@ -27,11 +27,7 @@ export ASAN_OPTIONS=detect_leaks=0:abort_on_error=1:strict_init_order=1:allocato
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 export NEUROCORE_HYPOTHESIS_SCALE="${NEUROCORE_HYPOTHESIS_SCALE:-0.25}"
 
-# Tests that cannot run under ASan (they skip themselves when they can tell; these cannot be edited here):
-#   test_load_checks_the_file_before_allocating limits the child's address space (RLIMIT_AS), and ASan
-#   reserves terabytes of shadow memory at start-up ("Failed to mmap").
-deselect=(--deselect tests/test_persistence.py::test_load_checks_the_file_before_allocating)
 
 start=$(date +%s)
-python -m pytest -q -p no:cacheprovider "${deselect[@]}" "$@"
+python -m pytest -q -p no:cacheprovider "$@"
 echo "sanitizer run: $(( $(date +%s) - start )) s of tests, hypothesis examples x${NEUROCORE_HYPOTHESIS_SCALE}"

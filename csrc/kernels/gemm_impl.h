@@ -4,6 +4,8 @@
 #pragma once
 #include <stdint.h>
 #include <string.h>
+
+#include <stdexcept>
 #ifdef _OPENMP
 #include <omp.h>
 #endif
@@ -210,9 +212,9 @@ void gemm(const nc::GemmCall<T>& g, T* workspace, index_t workspace_elems, int t
     if (g.m <= 0 || g.n <= 0 || g.k <= 0) return;  // callers reject k = 0 (a layer needs inputs)
     int nt = gemm_threads(g.m, g.n, g.k, threads);
     const index_t per_thread = gemm_thread_workspace<T>(g.m, g.n, g.k);
-    if (workspace == nullptr) return;
     while (nt > 1 && workspace_elems < per_thread * nt) --nt;   // a workspace sized for fewer threads
-    if (workspace_elems < per_thread) return;
+    if (workspace == nullptr || workspace_elems < per_thread)   // a caller's bug: never compute garbage
+        throw std::logic_error("gemm: workspace smaller than gemm_workspace_elems()");
     const index_t n_panels = (g.n + NR - 1) / NR, m_panels = (g.m + MR - 1) / MR;
     const bool split_n = n_panels >= 2 * nt || n_panels >= m_panels;
     auto slice = [&](int t) {

@@ -4,6 +4,8 @@
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
+
+#include <stdexcept>
 #ifdef _OPENMP
 #include <omp.h>
 #endif

@@ -23,7 +23,7 @@ def set_num_threads(n: int) -> None:
 
     Results are bitwise identical for every thread count.
     """
-    _core.set_num_threads(check_int(n, "n", minimum=1))
+    _core.set_num_threads(check_int(n, "n", minimum=1, maximum=1024))
 
 
 def get_num_threads() -> int:
