@@ -27,22 +27,35 @@ index_t padded(index_t n, std::size_t elem) {
 template <typename T>
 int Network<T>::num_threads_setting() { return num_threads(); }
 
-// The first steps try both options (after one warm-up each), then the faster one runs, except for two
-// steps of the other one every 256 steps.
+// Both options are tried until each has a few timed steps; then the one with the faster recent step runs,
+// with one step of the other every 64 steps. The minimum of the last few steps is the estimate: noise
+// (another process taking a core for a while) only ever slows a step down, so one unlucky step cannot
+// exclude an option, while a lasting change of load shows within a few steps.
 template <typename T>
 int Network<T>::ThreadTuner::pick(int max_threads) {
     if (max_threads <= 1) return 1;
     const index_t s = step++;
-    if (s < 6) return s % 2 == 0 ? max_threads : 1;
-    const int best = mean_s[1] <= mean_s[0] ? 1 : 0;
-    const int option = (s % 256) < 2 ? 1 - best : best;
+    int option;
+    if (samples[0] < 3 || samples[1] < 3) option = int(s % 2 == 0);
+    else {
+        const int best = best_recent(1) <= best_recent(0) ? 1 : 0;
+        option = s % 64 == 0 ? 1 - best : best;
+    }
     return option == 1 ? max_threads : 1;
 }
 
 template <typename T>
+double Network<T>::ThreadTuner::best_recent(int option) const {
+    const index_t n = samples[option] < kWindow ? samples[option] : kWindow;
+    double best = recent_s[option][0];
+    for (index_t i = 1; i < n; ++i) best = recent_s[option][i] < best ? recent_s[option][i] : best;
+    return best;
+}
+
+template <typename T>
 void Network<T>::ThreadTuner::record(int option, double seconds) {
-    if (step <= 2) return;   // warm-up steps allocate and fault in pages
-    mean_s[option] = samples[option] == 0 ? seconds : 0.8 * mean_s[option] + 0.2 * seconds;
+    if (step <= 2) return;   // warm-up steps allocate, fault in pages and start the thread pool
+    recent_s[option][samples[option] % kWindow] = seconds;
     samples[option] += 1;
 }
 

@@ -163,11 +163,13 @@ class Network {
     // enough work. The tuner times steps with all threads and with one (results are bitwise identical
     // either way), keeps the faster and re-checks now and then, since machine load changes.
     struct ThreadTuner {
-        double mean_s[2] = {0.0, 0.0};   // smoothed step time: [0] one thread, [1] all threads
+        static constexpr int kWindow = 4;
+        double recent_s[2][kWindow] = {};   // last step times: [0] one thread, [1] all threads
         index_t samples[2] = {0, 0};
         index_t step = 0;
         int pick(int max_threads);
         void record(int option, double seconds);
+        double best_recent(int option) const;
         int option_of(int threads) const { return threads > 1 ? 1 : 0; }
     } tuner_;
 };
