@@ -25,6 +25,21 @@ THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
                "BLIS_NUM_THREADS", "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS")
 
 
+def add_load_control_args(p, settle: float, retry_budget: float, settle_what: str) -> None:
+    """The options both scripts share for timing on a machine that other programs may be using."""
+    p.add_argument("--settle", type=float, default=settle,
+                   help=f"pause (s) before each {settle_what} (default {settle:g}; 0.15 after the "
+                        "NumPy/sklearn children, whose idle OpenBLAS threads spin ~0.1 s)")
+    p.add_argument("--wait-quiet", type=float, default=60.0,
+                   help="before each thread count, wait up to this many seconds for other "
+                        "programs to use < 0.3 cores (0: don't wait; default 60)")
+    p.add_argument("--retries", type=int, default=3,
+                   help="re-time a call (up to N more times) when other programs used "
+                        ">0.25 cores while it ran; keep the least disturbed (default 3)")
+    p.add_argument("--retry-budget", type=float, default=retry_budget,
+                   help=f"seconds per thread count that retries may start in (default {retry_budget:g})")
+
+
 def parse_threads(text: str) -> list[int]:
     out = []
     for part in text.split(","):

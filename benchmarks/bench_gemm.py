@@ -262,17 +262,7 @@ def main(argv=None):
     p.add_argument("--quick", action="store_true", help="fewer sizes and rounds")
     p.add_argument("--rounds", type=int, default=0, help="override the number of rounds")
     p.add_argument("--out", default=os.path.join(HERE, "results_gemm.json"))
-    p.add_argument("--settle", type=float, default=0.02,
-                   help="pause (s) before each timed batch (default 0.02; 0.15 after "
-                        "NumPy, whose idle OpenBLAS threads spin ~0.1 s)")
-    p.add_argument("--wait-quiet", type=float, default=60.0,
-                   help="before each thread count, wait up to this many seconds for other "
-                        "programs to use < 0.3 cores (0: don't wait; default 60)")
-    p.add_argument("--retries", type=int, default=3,
-                   help="re-time a call (up to N more times) when other programs used "
-                        ">0.25 cores while it ran; keep the least disturbed (default 3)")
-    p.add_argument("--retry-budget", type=float, default=60.0,
-                   help="seconds per thread count that retries may start in (default 60)")
+    C.add_load_control_args(p, settle=0.02, retry_budget=60.0, settle_what="timed batch")
     p.add_argument("--worker", type=int, default=0, help=argparse.SUPPRESS)
     p.add_argument("--serve", default="", help=argparse.SUPPRESS)
     args = p.parse_args(argv)

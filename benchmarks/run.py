@@ -520,20 +520,10 @@ def main(argv=None):
     p.add_argument("--frameworks", default=",".join(TRAIN_FRAMEWORKS))
     p.add_argument("--rounds", type=int, default=0,
                    help="rounds per measurement (default 5, 3 with --quick)")
-    p.add_argument("--settle", type=float, default=0.05,
-                   help="pause (s) before each timed call (default 0.05; 0.15 after the "
-                        "NumPy/sklearn children, whose idle OpenBLAS threads spin ~0.1 s)")
-    p.add_argument("--wait-quiet", type=float, default=60.0,
-                   help="before each thread count, wait up to this many seconds for other "
-                        "programs to use < 0.3 cores (0: don't wait; default 60)")
-    p.add_argument("--retries", type=int, default=3,
-                   help="re-time a call (up to N more times) when other programs used "
-                        ">0.25 cores while it ran; keep the least disturbed (default 3)")
     p.add_argument("--net-budget", type=float, default=40.0,
                    help="after 3 rounds, start no new training round once a net has taken "
                         "this many seconds (default 40)")
-    p.add_argument("--retry-budget", type=float, default=90.0,
-                   help="seconds per thread count that retries may start in (default 90)")
+    C.add_load_control_args(p, settle=0.05, retry_budget=90.0, settle_what="timed call")
     p.add_argument("--no-rss", action="store_true", help="skip the peak-RSS children")
     p.add_argument("--no-import", action="store_true", help="skip the import-time children")
     p.add_argument("--out", default=os.path.join(HERE, "results.json"))
