@@ -203,3 +203,19 @@ def test_isa_forced_by_environment():
     bad = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
     assert bad.returncode != 0
     assert "NEUROCORE_ISA" in bad.stderr and "no_such_isa" in bad.stderr
+
+
+@pytest.mark.parametrize("n,k", [(1, 1), (10, 128), (33, 257), (130, 1300), (200, 64)])
+def test_one_row_alone_is_bitwise_the_same_as_inside_a_batch(isa, dtype, n, k):
+    """A single input row takes the GEMV path; its sums run in the micro-kernel's order, so predict on one
+    sample gives exactly the row it would get inside a batch (small and large batches, every epilogue)."""
+    rng = np.random.default_rng(n * 1000 + k)
+    b = rng.standard_normal((k, n)).astype(dtype)
+    bias = rng.standard_normal(n).astype(dtype)
+    for m in (5, 70):  # 70 rows > the in-place-B limit: packed B
+        a = rng.standard_normal((m, k)).astype(dtype)
+        for act in ("identity", "relu", "tanh", "softmax"):
+            full = nc._core.gemm(a, b, bias=bias, activation=act)
+            for i in (0, m - 1):
+                one = nc._core.gemm(a[i:i + 1], b, bias=bias, activation=act)
+                assert np.array_equal(one[0], full[i]), (m, act, i)

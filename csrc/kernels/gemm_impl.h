@@ -198,6 +198,56 @@ void gemm_block(const nc::GemmCall<T>& g, index_t i0, index_t i1, index_t j0, in
     }
 }
 
+// c (1, n) = act(a (1, k) . b (k, n) + bias) for a row-major b: one input row (batch-1 inference) needs
+// no packing. Sums run in the micro-kernel's order (within each KC slice from zero, then added to the
+// slices before), so a row's result is bitwise the same whether it is alone or inside a batch.
+template <typename T>
+void gemv_row(const nc::GemmCall<T>& g) {
+    using V = Vec<T>;
+    constexpr int L = V::lanes, NV = 8;   // 8 accumulators of columns per pass
+    const V alpha_v = V::set1(g.alpha);
+    for (index_t j0 = 0; j0 < g.n; j0 += NV * L) {
+        const index_t cols = min_i(NV * L, g.n - j0);
+        const int nv = int((cols + L - 1) / L);
+        alignas(64) T edge[NV * L];   // the last, partial vector of columns goes through a padded copy
+        V total[NV];
+        for (index_t pc = 0; pc < g.k; pc += Tile<T>::kc) {
+            const index_t kc = min_i(Tile<T>::kc, g.k - pc);
+            V acc[NV];
+            for (int v = 0; v < NV; ++v) acc[v] = V::zero();
+            for (index_t k = pc; k < pc + kc; ++k) {
+                const V xk = V::set1(g.a[k * g.csa]);
+                const T* row = g.b + k * g.rsb + j0;
+                for (int v = 0; v < nv; ++v) {
+                    const index_t left = cols - index_t(v) * L;
+                    V bv;
+                    if (left >= L) bv = V::load(row + v * L);
+                    else {
+                        for (int q = 0; q < L; ++q) edge[q] = q < left ? row[v * L + q] : T(0);
+                        bv = V::load(edge);
+                    }
+                    acc[v] = fmadd(xk, bv, acc[v]);
+                }
+            }
+            for (int v = 0; v < nv; ++v) total[v] = pc == 0 ? acc[v] : acc[v] + total[v];
+        }
+        for (int v = 0; v < nv; ++v) {
+            const index_t left = cols - index_t(v) * L;
+            V r = total[v];
+            if (g.bias) {
+                for (int q = 0; q < L; ++q) edge[q] = q < left ? g.bias[j0 + v * L + q] : T(0);
+                r = r + V::load(edge);
+            }
+            r = act_apply(r, g.act, alpha_v);
+            if (left >= L) r.store(g.c + j0 + v * L);
+            else {
+                r.store(edge);
+                for (index_t q = 0; q < left; ++q) g.c[j0 + v * L + q] = edge[q];
+            }
+        }
+    }
+}
+
 }  // namespace gemm_detail
 
 // C (m, n) = act(op(A) (m, k) . op(B) (k, n) + bias). The workspace belongs to the caller (the network's
@@ -210,6 +260,10 @@ void gemm(const nc::GemmCall<T>& g, T* workspace, index_t workspace_elems, int t
     using namespace gemm_detail;
     constexpr int MR = kMR<T>, NR = kNR<T>;
     if (g.m <= 0 || g.n <= 0 || g.k <= 0) return;  // callers reject k = 0 (a layer needs inputs)
+    if (g.m == 1 && g.csb == 1) {
+        gemv_row(g);
+        return;
+    }
     int nt = gemm_threads(g.m, g.n, g.k, threads);
     const index_t per_thread = gemm_thread_workspace<T>(g.m, g.n, g.k);
     while (nt > 1 && workspace_elems < per_thread * nt) --nt;   // a workspace sized for fewer threads
