@@ -10,9 +10,6 @@ using index_t = std::int64_t;
 // Activation applied element-wise (softmax: row-wise). The numeric values are part of the binding API.
 enum class Act : int { identity = 0, sigmoid = 1, tanh = 2, relu = 3, leaky_relu = 4, softmax = 5, elu = 6, gelu = 7 };
 
-// GELU's derivative needs its input, the others' derivatives are functions of their output.
-inline constexpr bool act_needs_input(Act a) { return a == Act::gelu; }
-
 // Loss functions; reductions follow PyTorch's defaults (see kernels/loss_impl.h).
 enum class LossKind : int { mse = 0, bce = 1, bce_with_logits = 2, cross_entropy = 3 };
 

@@ -25,7 +25,7 @@ index_t padded(index_t n, std::size_t elem) {
 }  // namespace
 
 template <typename T>
-int Network<T>::num_threads_setting() { return num_threads(); }
+int Network<T>::threads() const { return thread_choice_ > 0 ? thread_choice_ : num_threads(); }
 
 // Both options are tried until each has a few timed steps; then the one with the faster recent step runs,
 // with one step of the other every 64 steps. The minimum of the last few steps is the estimate: noise

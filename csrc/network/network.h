@@ -155,8 +155,7 @@ class Network {
     std::atomic<bool> busy_{false};
 
     // Threads the kernels use: num_threads(), unless the training loop's tuner picked fewer.
-    int threads() const { return thread_choice_ > 0 ? thread_choice_ : num_threads_setting(); }
-    static int num_threads_setting();
+    int threads() const;
     int thread_choice_ = 0;
 
     // Adaptive threading in the training loop: fork/join only pays when every thread gets a core and
