@@ -205,7 +205,7 @@ def test_isa_forced_by_environment():
     assert "NEUROCORE_ISA" in bad.stderr and "no_such_isa" in bad.stderr
 
 
-@pytest.mark.parametrize("n,k", [(1, 1), (10, 128), (33, 257), (130, 1300), (200, 64)])
+@pytest.mark.parametrize("n,k", [(1, 1), (8, 3), (10, 128), (16, 300), (33, 257), (64, 40), (71, 9), (130, 1300), (200, 64)])
 def test_one_row_alone_is_bitwise_the_same_as_inside_a_batch(isa, dtype, n, k):
     """A single input row takes the GEMV path; its sums run in the micro-kernel's order, so predict on one
     sample gives exactly the row it would get inside a batch (small and large batches, every epilogue)."""

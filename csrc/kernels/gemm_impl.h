@@ -198,52 +198,59 @@ void gemm_block(const nc::GemmCall<T>& g, index_t i0, index_t i1, index_t j0, in
     }
 }
 
+// Columns [j0, j0 + cols) of c (1, n) = act(a (1, k) . b (k, n) + bias), cols in ((NV-1)*L, NV*L]: NV
+// accumulators in registers, the last one masked when PARTIAL. Sums run in the micro-kernel's order
+// (within each KC slice from zero, then added to the slices before), so a row's result is bitwise the
+// same whether it is alone or inside a batch.
+template <typename T, int NV, bool PARTIAL>
+void gemv_columns(const nc::GemmCall<T>& g, index_t j0, index_t cols) {
+    using V = Vec<T>;
+    constexpr int L = V::lanes;
+    const int last = int(cols - index_t(NV - 1) * L);   // lanes used in the last vector
+    auto load = [&](const T* p, int v) { return PARTIAL && v == NV - 1 ? V::load_partial(p, last) : V::load(p); };
+    V total[NV];
+    for (index_t pc = 0; pc < g.k; pc += Tile<T>::kc) {
+        const index_t kc = min_i(Tile<T>::kc, g.k - pc);
+        V acc[NV];
+#pragma GCC unroll 8
+        for (int v = 0; v < NV; ++v) acc[v] = V::zero();
+        const T* x = g.a + pc * g.csa;
+        const T* row = g.b + pc * g.rsb + j0;
+        for (index_t k = 0; k < kc; ++k, row += g.rsb) {
+            const V xk = V::set1(x[k * g.csa]);
+#pragma GCC unroll 8
+            for (int v = 0; v < NV; ++v) acc[v] = fmadd(xk, load(row + v * L, v), acc[v]);
+        }
+#pragma GCC unroll 8
+        for (int v = 0; v < NV; ++v) total[v] = pc == 0 ? acc[v] : acc[v] + total[v];
+    }
+    const V alpha_v = V::set1(g.alpha);
+#pragma GCC unroll 8
+    for (int v = 0; v < NV; ++v) {
+        V r = total[v];
+        if (g.bias) r = r + load(g.bias + j0 + v * L, v);
+        r = act_apply(r, g.act, alpha_v);
+        if (PARTIAL && v == NV - 1) r.store_partial(g.c + j0 + v * L, last);
+        else r.store(g.c + j0 + v * L);
+    }
+}
+
 // c (1, n) = act(a (1, k) . b (k, n) + bias) for a row-major b: one input row (batch-1 inference) needs
-// no packing. Sums run in the micro-kernel's order (within each KC slice from zero, then added to the
-// slices before), so a row's result is bitwise the same whether it is alone or inside a batch.
+// no packing. Up to 8 vectors of columns per pass over b, each a chain of FMAs in its own register.
 template <typename T>
 void gemv_row(const nc::GemmCall<T>& g) {
-    using V = Vec<T>;
-    constexpr int L = V::lanes, NV = 8;   // 8 accumulators of columns per pass
-    const V alpha_v = V::set1(g.alpha);
+    constexpr int L = Vec<T>::lanes, NV = 8;
     for (index_t j0 = 0; j0 < g.n; j0 += NV * L) {
         const index_t cols = min_i(NV * L, g.n - j0);
         const int nv = int((cols + L - 1) / L);
-        alignas(64) T edge[NV * L];   // the last, partial vector of columns goes through a padded copy
-        V total[NV];
-        for (index_t pc = 0; pc < g.k; pc += Tile<T>::kc) {
-            const index_t kc = min_i(Tile<T>::kc, g.k - pc);
-            V acc[NV];
-            for (int v = 0; v < NV; ++v) acc[v] = V::zero();
-            for (index_t k = pc; k < pc + kc; ++k) {
-                const V xk = V::set1(g.a[k * g.csa]);
-                const T* row = g.b + k * g.rsb + j0;
-                for (int v = 0; v < nv; ++v) {
-                    const index_t left = cols - index_t(v) * L;
-                    V bv;
-                    if (left >= L) bv = V::load(row + v * L);
-                    else {
-                        for (int q = 0; q < L; ++q) edge[q] = q < left ? row[v * L + q] : T(0);
-                        bv = V::load(edge);
-                    }
-                    acc[v] = fmadd(xk, bv, acc[v]);
-                }
-            }
-            for (int v = 0; v < nv; ++v) total[v] = pc == 0 ? acc[v] : acc[v] + total[v];
-        }
-        for (int v = 0; v < nv; ++v) {
-            const index_t left = cols - index_t(v) * L;
-            V r = total[v];
-            if (g.bias) {
-                for (int q = 0; q < L; ++q) edge[q] = q < left ? g.bias[j0 + v * L + q] : T(0);
-                r = r + V::load(edge);
-            }
-            r = act_apply(r, g.act, alpha_v);
-            if (left >= L) r.store(g.c + j0 + v * L);
-            else {
-                r.store(edge);
-                for (index_t q = 0; q < left; ++q) g.c[j0 + v * L + q] = edge[q];
-            }
+        const bool partial = cols % L != 0;
+        switch (nv * 2 + partial) {
+#define NC_GEMV_CASE(n) \
+            case 2 * n: gemv_columns<T, n, false>(g, j0, cols); break; \
+            case 2 * n + 1: gemv_columns<T, n, true>(g, j0, cols); break;
+            NC_GEMV_CASE(1) NC_GEMV_CASE(2) NC_GEMV_CASE(3) NC_GEMV_CASE(4)
+            NC_GEMV_CASE(5) NC_GEMV_CASE(6) NC_GEMV_CASE(7) NC_GEMV_CASE(8)
+#undef NC_GEMV_CASE
         }
     }
 }

@@ -12,6 +12,10 @@ template <> struct Vec<float> {
     static Vec set1(float x) { return {_mm256_set1_ps(x)}; }
     static Vec zero() { return {_mm256_setzero_ps()}; }
     void store(float* p) const { _mm256_storeu_ps(p, v); }
+    // The first n lanes (0 < n <= 8) from/to memory; the other lanes read as 0 and are not written.
+    static __m256i first_lanes(int n) { return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7)); }
+    static Vec load_partial(const float* p, int n) { return {_mm256_maskload_ps(p, first_lanes(n))}; }
+    void store_partial(float* p, int n) const { _mm256_maskstore_ps(p, first_lanes(n), v); }
     friend Vec operator+(Vec a, Vec b) { return {_mm256_add_ps(a.v, b.v)}; }
     friend Vec operator-(Vec a, Vec b) { return {_mm256_sub_ps(a.v, b.v)}; }
     friend Vec operator*(Vec a, Vec b) { return {_mm256_mul_ps(a.v, b.v)}; }
@@ -59,6 +63,9 @@ template <> struct Vec<double> {
     static Vec set1(double x) { return {_mm256_set1_pd(x)}; }
     static Vec zero() { return {_mm256_setzero_pd()}; }
     void store(double* p) const { _mm256_storeu_pd(p, v); }
+    static __m256i first_lanes(int n) { return _mm256_cmpgt_epi64(_mm256_set1_epi64x(n), _mm256_setr_epi64x(0, 1, 2, 3)); }
+    static Vec load_partial(const double* p, int n) { return {_mm256_maskload_pd(p, first_lanes(n))}; }
+    void store_partial(double* p, int n) const { _mm256_maskstore_pd(p, first_lanes(n), v); }
     friend Vec operator+(Vec a, Vec b) { return {_mm256_add_pd(a.v, b.v)}; }
     friend Vec operator-(Vec a, Vec b) { return {_mm256_sub_pd(a.v, b.v)}; }
     friend Vec operator*(Vec a, Vec b) { return {_mm256_mul_pd(a.v, b.v)}; }

@@ -11,6 +11,9 @@ template <typename T> struct Vec {
     static Vec set1(T x) { Vec r; for (int i = 0; i < lanes; ++i) r.v[i] = x; return r; }
     static Vec zero() { return set1(T(0)); }
     void store(T* p) const { for (int i = 0; i < lanes; ++i) p[i] = v[i]; }
+    // The first n lanes (0 < n <= lanes) from/to memory; the other lanes read as 0 and are not written.
+    static Vec load_partial(const T* p, int n) { Vec r; for (int i = 0; i < lanes; ++i) r.v[i] = i < n ? p[i] : T(0); return r; }
+    void store_partial(T* p, int n) const { for (int i = 0; i < n; ++i) p[i] = v[i]; }
 #define NC_LANEWISE(expr) Vec r; for (int i = 0; i < lanes; ++i) r.v[i] = (expr); return r;
     friend Vec operator+(Vec a, Vec b) { NC_LANEWISE(a.v[i] + b.v[i]) }
     friend Vec operator-(Vec a, Vec b) { NC_LANEWISE(a.v[i] - b.v[i]) }
