@@ -25,10 +25,25 @@ bool cpu_has_avx2_fma() {
 #endif
 }
 
+// The x86-64-v4 subset the AVX-512 set is compiled for; the OS must also save the zmm state, which
+// __builtin_cpu_supports checks (it reports AVX-512 only when XCR0 enables it).
+bool cpu_has_avx512() {
+#if defined(NC_HAVE_AVX512) && (defined(__GNUC__) || defined(__clang__))
+    __builtin_cpu_init();
+    return cpu_has_avx2_fma() && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
+           __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl");
+#else
+    return false;
+#endif
+}
+
 std::vector<IsaEntry> supported_isas() {
     std::vector<IsaEntry> out{{"baseline", &baseline::kernels_f32, &baseline::kernels_f64}};
 #if defined(NC_HAVE_AVX2)
     if (cpu_has_avx2_fma()) out.push_back({"avx2", &avx2::kernels_f32, &avx2::kernels_f64});
+#endif
+#if defined(NC_HAVE_AVX512)
+    if (cpu_has_avx512()) out.push_back({"avx512", &avx512::kernels_f32, &avx512::kernels_f64});
 #endif
     return out;
 }
@@ -95,6 +110,9 @@ std::vector<std::string> cpu_features() {
     if (__builtin_cpu_supports("avx2")) found.emplace_back("avx2");
     if (__builtin_cpu_supports("fma")) found.emplace_back("fma");
     if (__builtin_cpu_supports("avx512f")) found.emplace_back("avx512f");
+    if (__builtin_cpu_supports("avx512dq")) found.emplace_back("avx512dq");
+    if (__builtin_cpu_supports("avx512bw")) found.emplace_back("avx512bw");
+    if (__builtin_cpu_supports("avx512vl")) found.emplace_back("avx512vl");
 #endif
     return found;
 }

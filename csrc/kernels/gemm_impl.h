@@ -40,6 +40,14 @@ void pack_b_panel(T* dst, const T* b, index_t rsb, index_t csb, index_t cols, in
     constexpr int NR = kNR<T>;
     if (csb == 1 && cols == NR) {
         for (index_t k = 0; k < kc; ++k) memcpy(dst + k * NR, b + k * rsb, sizeof(T) * NR);
+    } else if (rsb == 1) {
+        // op(B) = Bᵀ: each column is contiguous in memory, so read it as one stream (NR strided
+        // streams at once defeat the prefetcher); the strided writes stay in the L1-sized panel.
+        for (int c = 0; c < NR; ++c) {
+            const T* src = b + c * csb;
+            if (c < cols) for (index_t k = 0; k < kc; ++k) dst[k * NR + c] = src[k];
+            else for (index_t k = 0; k < kc; ++k) dst[k * NR + c] = T(0);
+        }
     } else {
         for (index_t k = 0; k < kc; ++k) {
             for (int c = 0; c < NR; ++c) dst[k * NR + c] = c < cols ? b[k * rsb + c * csb] : T(0);
@@ -53,10 +61,11 @@ struct Epilogue {
 };
 
 // c (MR, NR) = [c +] a (kc, MR panel) . b (kc, NR, row stride ldb); then optional bias (NR,) and activation.
-// ldb is NR for a packed panel, or the row stride of an unpacked row-major B.
-template <typename T>
+// ldb is NR for a packed panel, or the row stride of an unpacked row-major B. An EDGE tile writes only
+// its first `rows` rows and `cols` columns (masked loads and stores: the padded lanes never touch c).
+template <typename T, bool EDGE>
 void micro_kernel(index_t kc, const T* a, const T* b, index_t ldb, T* c, index_t ldc, bool accumulate,
-                  const T* bias, Epilogue ep, T alpha) {
+                  const T* bias, Epilogue ep, T alpha, index_t rows, index_t cols) {
     using V = Vec<T>;
     constexpr int MR = kMR<T>, NV = Tile<T>::nv, L = V::lanes;
     V acc[MR][NV];
@@ -80,20 +89,25 @@ void micro_kernel(index_t kc, const T* a, const T* b, index_t ldb, T* c, index_t
     const V alpha_v = V::set1(alpha);
 #pragma GCC unroll 8
     for (int i = 0; i < MR; ++i) {
+        if (EDGE && i >= rows) break;
 #pragma GCC unroll 4
         for (int v = 0; v < NV; ++v) {
+            const int left = EDGE ? int(min_i(L, cols - index_t(v) * L)) : L;   // lanes of c in this vector
+            if (EDGE && left <= 0) break;
+            auto load = [&](const T* p) { return EDGE && left < L ? V::load_partial(p, left) : V::load(p); };
             T* dst = c + i * ldc + v * L;
-            V r = accumulate ? acc[i][v] + V::load(dst) : acc[i][v];
+            V r = accumulate ? acc[i][v] + load(dst) : acc[i][v];
             if (ep.apply) {
-                if (bias) r = r + V::load(bias + v * L);
+                if (bias) r = r + load(bias + v * L);
                 r = act_apply(r, ep.act, alpha_v);
             }
-            r.store(dst);
+            if (EDGE && left < L) r.store_partial(dst, left);
+            else r.store(dst);
         }
     }
 }
 
-// One MR x NR tile of C; partial tiles go through a zero-padded stack tile so the micro-kernel has no edges.
+// One MR x NR tile of C; a partial tile at the edge of C takes the masked epilogue.
 template <typename T>
 void compute_tile(const nc::GemmCall<T>& g, const T* ap, const T* bp, index_t ldb, index_t i, index_t j,
                   index_t kc, bool accumulate, Epilogue ep) {
@@ -101,21 +115,10 @@ void compute_tile(const nc::GemmCall<T>& g, const T* ap, const T* bp, index_t ld
     const index_t rows = min_i(MR, g.m - i), cols = min_i(NR, g.n - j);
     T* c = g.c + i * g.ldc + j;
     const T* bias = (ep.apply && g.bias) ? g.bias + j : nullptr;
-    if (rows == MR && cols == NR) {
-        micro_kernel(kc, ap, bp, ldb, c, g.ldc, accumulate, bias, ep, g.alpha);
-        return;
-    }
-    alignas(64) T tile[MR * NR];
-    alignas(64) T bias_pad[NR];
-    if (bias) {
-        for (int q = 0; q < NR; ++q) bias_pad[q] = q < cols ? bias[q] : T(0);
-        bias = bias_pad;
-    }
-    if (accumulate) {
-        for (index_t r = 0; r < rows; ++r) memcpy(tile + r * NR, c + r * g.ldc, sizeof(T) * cols);
-    }
-    micro_kernel(kc, ap, bp, ldb, tile, NR, accumulate, bias, ep, g.alpha);
-    for (index_t r = 0; r < rows; ++r) memcpy(c + r * g.ldc, tile + r * NR, sizeof(T) * cols);
+    if (rows == MR && cols == NR)
+        micro_kernel<T, false>(kc, ap, bp, ldb, c, g.ldc, accumulate, bias, ep, g.alpha, rows, cols);
+    else
+        micro_kernel<T, true>(kc, ap, bp, ldb, c, g.ldc, accumulate, bias, ep, g.alpha, rows, cols);
 }
 
 // Up to this many rows of A, a row-major B is read in place instead of packed (measured, bench_gemm.py).

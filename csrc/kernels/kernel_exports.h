@@ -13,3 +13,10 @@ const KernelTable<float>* kernels_f32();
 const KernelTable<double>* kernels_f64();
 }  // namespace nc::avx2
 #endif
+
+#if defined(NC_HAVE_AVX512)
+namespace nc::avx512 {
+const KernelTable<float>* kernels_f32();
+const KernelTable<double>* kernels_f64();
+}  // namespace nc::avx512
+#endif

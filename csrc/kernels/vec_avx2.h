@@ -66,6 +66,12 @@ template <> struct Vec<double> {
     static __m256i first_lanes(int n) { return _mm256_cmpgt_epi64(_mm256_set1_epi64x(n), _mm256_setr_epi64x(0, 1, 2, 3)); }
     static Vec load_partial(const double* p, int n) { return {_mm256_maskload_pd(p, first_lanes(n))}; }
     void store_partial(double* p, int n) const { _mm256_maskstore_pd(p, first_lanes(n), v); }
+    // Float memory widened to / narrowed from double lanes (for double-precision work on float data).
+    static __m128i first_floats(int n) { return _mm_cmpgt_epi32(_mm_set1_epi32(n), _mm_setr_epi32(0, 1, 2, 3)); }
+    static Vec load_floats(const float* p) { return {_mm256_cvtps_pd(_mm_loadu_ps(p))}; }
+    static Vec load_floats_partial(const float* p, int n) { return {_mm256_cvtps_pd(_mm_maskload_ps(p, first_floats(n)))}; }
+    void store_floats(float* p) const { _mm_storeu_ps(p, _mm256_cvtpd_ps(v)); }
+    void store_floats_partial(float* p, int n) const { _mm_maskstore_ps(p, first_floats(n), _mm256_cvtpd_ps(v)); }
     friend Vec operator+(Vec a, Vec b) { return {_mm256_add_pd(a.v, b.v)}; }
     friend Vec operator-(Vec a, Vec b) { return {_mm256_sub_pd(a.v, b.v)}; }
     friend Vec operator*(Vec a, Vec b) { return {_mm256_mul_pd(a.v, b.v)}; }

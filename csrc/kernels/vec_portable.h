@@ -14,6 +14,11 @@ template <typename T> struct Vec {
     // The first n lanes (0 < n <= lanes) from/to memory; the other lanes read as 0 and are not written.
     static Vec load_partial(const T* p, int n) { Vec r; for (int i = 0; i < lanes; ++i) r.v[i] = i < n ? p[i] : T(0); return r; }
     void store_partial(T* p, int n) const { for (int i = 0; i < n; ++i) p[i] = v[i]; }
+    // Float memory widened to / narrowed from these lanes (used with T = double).
+    static Vec load_floats(const float* p) { Vec r; for (int i = 0; i < lanes; ++i) r.v[i] = T(p[i]); return r; }
+    static Vec load_floats_partial(const float* p, int n) { Vec r; for (int i = 0; i < lanes; ++i) r.v[i] = i < n ? T(p[i]) : T(0); return r; }
+    void store_floats(float* p) const { for (int i = 0; i < lanes; ++i) p[i] = float(v[i]); }
+    void store_floats_partial(float* p, int n) const { for (int i = 0; i < n; ++i) p[i] = float(v[i]); }
 #define NC_LANEWISE(expr) Vec r; for (int i = 0; i < lanes; ++i) r.v[i] = (expr); return r;
     friend Vec operator+(Vec a, Vec b) { NC_LANEWISE(a.v[i] + b.v[i]) }
     friend Vec operator-(Vec a, Vec b) { NC_LANEWISE(a.v[i] - b.v[i]) }

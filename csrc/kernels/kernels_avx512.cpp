@@ -1,0 +1,31 @@
+// AVX-512 kernel set (F + DQ + BW + VL). Only this file is compiled with those flags; the dispatcher
+// calls it only after checking the CPU. System headers come first so that none of them is opened inside
+// the ISA namespace.
+#include <immintrin.h>
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <stdexcept>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+#include "../core_types.h"
+#include "kernel_exports.h"
+
+namespace nc::avx512 {
+using nc::index_t;
+#include "vec_avx512.h"
+
+// 8x32 float / 8x16 double micro-tiles: 16 zmm accumulators + 2 for B + 1 broadcast, of 32 registers.
+// 8 rows divide the usual batch sizes (no padded rows), 32 columns the usual layer widths. The B
+// micro-panel (kc x NR) is 24 KiB at kc = 192, leaving room in a 32 KiB L1 for the A micro-panel.
+template <typename T> struct Tile;
+template <> struct Tile<float> { static constexpr int mr = 8, nv = 2; static constexpr index_t mc = 144, kc = 192, nc = 4096; };
+template <> struct Tile<double> { static constexpr int mr = 8, nv = 2; static constexpr index_t mc = 72, kc = 192, nc = 2048; };
+
+#include "kernels_body.h"
+
+const KernelTable<float>* kernels_f32() { return make_table<float>("avx512"); }
+const KernelTable<double>* kernels_f64() { return make_table<double>("avx512"); }
+}  // namespace nc::avx512
