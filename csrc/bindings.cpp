@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "aligned_buffer.h"
 #include "dispatch.h"
 #include "network/network.h"
 #include "reference.h"
@@ -74,14 +75,16 @@ py::array_t<T> gemm_entry(CArray<T> a, CArray<T> b, bool trans_a, bool trans_b, 
         return c;
     }
     const nc::KernelTable<T>& kt = nc::kernels<T>();
-    // The workspace belongs to this call: allocated here, before the GIL is released.
+    // The packing workspace is this Python thread's own and only grows (grown here, under the GIL):
+    // a fresh allocation per call would page-fault megabytes on every call of a benchmark loop.
     const int threads = nc::num_threads();
     const index_t ws_elems = kt.gemm_workspace_elems(m, n, k, threads);
-    std::unique_ptr<T[]> ws(new T[size_t(ws_elems)]);  // uninitialised: packing writes every element it reads
+    thread_local nc::AlignedBuffer<T> ws;
+    ws.grow_to(ws_elems);
     {
         py::gil_scoped_release nogil;
         g.act = act == nc::Act::softmax ? nc::Act::identity : act;
-        kt.gemm(g, ws.get(), ws_elems, threads);
+        kt.gemm(g, ws.data(), ws.size(), threads);
         if (act == nc::Act::softmax) kt.act_forward(g.c, g.c, m, n, act, T(alpha), nc::num_threads());
     }
     return c;

@@ -12,6 +12,7 @@ namespace {
 
 struct IsaEntry {
     const char* name;
+    bool automatic;   // may be chosen without NEUROCORE_ISA
     const KernelTable<float>* (*f32)();
     const KernelTable<double>* (*f64)();
 };
@@ -38,12 +39,12 @@ bool cpu_has_avx512() {
 }
 
 std::vector<IsaEntry> supported_isas() {
-    std::vector<IsaEntry> out{{"baseline", &baseline::kernels_f32, &baseline::kernels_f64}};
+    std::vector<IsaEntry> out{{"baseline", true, &baseline::kernels_f32, &baseline::kernels_f64}};
 #if defined(NC_HAVE_AVX2)
-    if (cpu_has_avx2_fma()) out.push_back({"avx2", &avx2::kernels_f32, &avx2::kernels_f64});
+    if (cpu_has_avx2_fma()) out.push_back({"avx2", true, &avx2::kernels_f32, &avx2::kernels_f64});
 #endif
 #if defined(NC_HAVE_AVX512)
-    if (cpu_has_avx512()) out.push_back({"avx512", &avx512::kernels_f32, &avx512::kernels_f64});
+    if (cpu_has_avx512()) out.push_back({"avx512", false, &avx512::kernels_f32, &avx512::kernels_f64});
 #endif
     return out;
 }
@@ -54,7 +55,11 @@ std::atomic<const KernelTable<double>*> g_f64{nullptr};
 
 void ensure_selected() {
     if (g_f32.load(std::memory_order_acquire) != nullptr) return;
-    const IsaEntry best = supported_isas().back();
+    // The last automatic set. AVX-512 is opt-in: on Zen 4 (double-pumped 512-bit units, the only
+    // AVX-512 machine measured) it trains 0.92-1.01x as fast as AVX2 (benchmarks/RESULTS.md).
+    IsaEntry best{};
+    for (const auto& e : supported_isas())
+        if (e.automatic) best = e;
     g_f64.store(best.f64(), std::memory_order_release);
     g_f32.store(best.f32(), std::memory_order_release);
 }

@@ -9,7 +9,7 @@ namespace nc {
 
 template <typename T> const KernelTable<T>& kernels();   // the active table for dtype T
 
-std::vector<std::string> isa_available();      // best last
+std::vector<std::string> isa_available();      // every set this CPU runs, widest last (avx512 is opt-in)
 std::string isa_active();
 void set_isa(const std::string& name);         // throws std::invalid_argument for unknown/unsupported names
 std::vector<std::string> cpu_features();       // the features the dispatcher looked at and found

@@ -199,6 +199,15 @@ def test_isa_forced_by_environment():
     env = dict(os.environ, NEUROCORE_ISA="baseline")
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "baseline"
+    # unforced, the widest automatic set: avx2 where the CPU has it; avx512 only when asked for
+    available = nc.cpu_info()["isa_available"]
+    env.pop("NEUROCORE_ISA")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ("avx2" if "avx2" in available else "baseline")
+    if "avx512" in available:
+        env["NEUROCORE_ISA"] = "avx512"
+        out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+        assert out.stdout.strip() == "avx512"
     env["NEUROCORE_ISA"] = "no_such_isa"
     bad = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
     assert bad.returncode != 0

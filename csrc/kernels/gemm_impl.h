@@ -45,6 +45,9 @@ void pack_b_panel(T* dst, const T* b, index_t rsb, index_t csb, index_t cols, in
         // streams at once defeat the prefetcher); the strided writes stay in the L1-sized panel.
         for (int c = 0; c < NR; ++c) {
             const T* src = b + c * csb;
+            // the same column of the next panel: its first lines arrive while this one is copied
+            // (a prefetch past the end of B is harmless)
+            for (index_t k = 0; k < kc; k += 64 / index_t(sizeof(T))) __builtin_prefetch(src + NR * csb + k);
             if (c < cols) for (index_t k = 0; k < kc; ++k) dst[k * NR + c] = src[k];
             else for (index_t k = 0; k < kc; ++k) dst[k * NR + c] = T(0);
         }
