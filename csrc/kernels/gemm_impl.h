@@ -15,6 +15,13 @@ namespace gemm_detail {
 inline index_t min_i(index_t a, index_t b) { return a < b ? a : b; }
 inline index_t round_up(index_t a, index_t b) { return (a + b - 1) / b * b; }
 
+// The largest step <= max that splits n into equal-sized blocks (a multiple of `align`): 784 = 4 x 196
+// instead of 3 x 256 + 16, whose thin last slice would pay a full C-tile load/store for 16 FMAs.
+inline index_t balanced_step(index_t n, index_t max, index_t align) {
+    const index_t blocks = (n + max - 1) / max;
+    return min_i(max, round_up((n + blocks - 1) / blocks, align));
+}
+
 template <typename T> constexpr int kMR = Tile<T>::mr;
 template <typename T> constexpr int kNR = Tile<T>::nv * Vec<T>::lanes;
 
@@ -171,8 +178,9 @@ void gemm_block(const nc::GemmCall<T>& g, index_t i0, index_t i1, index_t j0, in
         const index_t ncb = min_i(Tile<T>::nc, j1 - jc);
         const index_t n_panels = (ncb + NR - 1) / NR;
         // loop 4: pc over KC-deep slices of the shared dimension; the last one runs the epilogue
-        for (index_t pc = 0; pc < g.k; pc += Tile<T>::kc) {
-            const index_t kc = min_i(Tile<T>::kc, g.k - pc);
+        const index_t kc_step = balanced_step(g.k, Tile<T>::kc, 8);
+        for (index_t pc = 0; pc < g.k; pc += kc_step) {
+            const index_t kc = min_i(kc_step, g.k - pc);
             const bool first = pc == 0;
             const Epilogue ep{pc + kc == g.k, g.act};
             for (index_t p = 0; p < n_panels; ++p) {
@@ -182,8 +190,9 @@ void gemm_block(const nc::GemmCall<T>& g, index_t i0, index_t i1, index_t j0, in
                 pack_b_panel(b_pack + p * NR * kc, g.b + pc * g.rsb + j * g.csb, g.rsb, g.csb, cols, kc);
             }
             // loop 3: ic over MC-tall row blocks of C
-            for (index_t ic = i0; ic < i1; ic += Tile<T>::mc) {
-                const index_t mc = min_i(Tile<T>::mc, i1 - ic);
+            const index_t mc_step = balanced_step(i1 - i0, Tile<T>::mc, MR);
+            for (index_t ic = i0; ic < i1; ic += mc_step) {
+                const index_t mc = min_i(mc_step, i1 - ic);
                 const index_t m_panels = (mc + MR - 1) / MR;
                 for (index_t p = 0; p < m_panels; ++p) {
                     const index_t i = ic + p * MR;
@@ -215,8 +224,9 @@ void gemv_columns(const nc::GemmCall<T>& g, index_t j0, index_t cols) {
     const int last = int(cols - index_t(NV - 1) * L);   // lanes used in the last vector
     auto load = [&](const T* p, int v) { return PARTIAL && v == NV - 1 ? V::load_partial(p, last) : V::load(p); };
     V total[NV];
-    for (index_t pc = 0; pc < g.k; pc += Tile<T>::kc) {
-        const index_t kc = min_i(Tile<T>::kc, g.k - pc);
+    const index_t kc_step = balanced_step(g.k, Tile<T>::kc, 8);   // the same slices as gemm_block
+    for (index_t pc = 0; pc < g.k; pc += kc_step) {
+        const index_t kc = min_i(kc_step, g.k - pc);
         V acc[NV];
 #pragma GCC unroll 8
         for (int v = 0; v < NV; ++v) acc[v] = V::zero();
