@@ -65,6 +65,24 @@ void pack_b_panel(T* dst, const T* b, index_t rsb, index_t csb, index_t cols, in
     }
 }
 
+// dst is ceil(cols / NR) panels of (kc, NR): a row-major B block (kc, cols) packed row by row, so the
+// reads are kc long contiguous streams (panel by panel they would be kc streams at once, one line
+// each: 1.7x slower measured on a 4096-wide block); the last panel zero-padded.
+template <typename T>
+void pack_b_rows(T* dst, const T* b, index_t rsb, index_t cols, index_t kc) {
+    constexpr int NR = kNR<T>;
+    const index_t full = cols / NR, rem = cols - full * NR;
+    for (index_t k = 0; k < kc; ++k) {
+        const T* src = b + k * rsb;
+        T* row = dst + k * NR;
+        for (index_t p = 0; p < full; ++p) memcpy(row + p * NR * kc, src + p * NR, sizeof(T) * NR);
+        if (rem) {
+            T* edge = row + full * NR * kc;
+            for (index_t c = 0; c < NR; ++c) edge[c] = c < rem ? src[full * NR + c] : T(0);
+        }
+    }
+}
+
 struct Epilogue {
     bool apply;       // last k block: add bias and apply the activation
     nc::Act act;
@@ -183,11 +201,15 @@ void gemm_block(const nc::GemmCall<T>& g, index_t i0, index_t i1, index_t j0, in
             const index_t kc = min_i(kc_step, g.k - pc);
             const bool first = pc == 0;
             const Epilogue ep{pc + kc == g.k, g.act};
-            for (index_t p = 0; p < n_panels; ++p) {
-                const index_t j = jc + p * NR;
-                const index_t cols = min_i(NR, g.n - j);
-                if (direct_b && cols == NR) continue;
-                pack_b_panel(b_pack + p * NR * kc, g.b + pc * g.rsb + j * g.csb, g.rsb, g.csb, cols, kc);
+            if (g.csb == 1 && !direct_b) {
+                pack_b_rows(b_pack, g.b + pc * g.rsb + jc, g.rsb, ncb, kc);
+            } else {
+                for (index_t p = 0; p < n_panels; ++p) {
+                    const index_t j = jc + p * NR;
+                    const index_t cols = min_i(NR, g.n - j);
+                    if (direct_b && cols == NR) continue;
+                    pack_b_panel(b_pack + p * NR * kc, g.b + pc * g.rsb + j * g.csb, g.rsb, g.csb, cols, kc);
+                }
             }
             // loop 3: ic over MC-tall row blocks of C
             const index_t mc_step = balanced_step(i1 - i0, Tile<T>::mc, MR);
@@ -271,12 +293,31 @@ void gemv_row(const nc::GemmCall<T>& g) {
     }
 }
 
+// Which way to split C between nt threads. Every thread packs its own copy of the operand it shares:
+// column slices each pack all of A (m x k), row slices each pack all of B (k x n; nothing when a
+// slice is thin enough to read B in place). The estimate per thread is its FLOPs plus ~32 FLOPs per
+// packed element (a packed element costs about as long as 32 FLOPs of the micro-kernel).
+template <typename T>
+bool split_columns(const nc::GemmCall<T>& g, int nt, index_t n_panels, index_t m_panels) {
+    constexpr int MR = kMR<T>, NR = kNR<T>;
+    if (m_panels < nt) return true;
+    if (n_panels < nt) return false;
+    const double pack = 32.0, k = double(g.k);
+    const double cols = double(min_i((n_panels + nt - 1) / nt * NR, g.n));
+    const double rows = double(min_i((m_panels + nt - 1) / nt * MR, g.m));
+    const bool direct_all = g.csb == 1 && g.m <= kDirectBMaxRows;
+    const bool direct_slice = g.csb == 1 && rows <= double(kDirectBMaxRows);
+    const double by_cols = 2.0 * double(g.m) * k * cols + pack * (double(g.m) * k + (direct_all ? 0.0 : k * cols));
+    const double by_rows = 2.0 * rows * k * double(g.n) + pack * (rows * k + (direct_slice ? 0.0 : k * double(g.n)));
+    return by_cols <= by_rows;
+}
+
 }  // namespace gemm_detail
 
 // C (m, n) = act(op(A) (m, k) . op(B) (k, n) + bias). The workspace belongs to the caller (the network's
 // preallocated one, or a per-call buffer) and must hold gemm_workspace_elems(m, n, k, threads) elements.
-// Threads split C into column slices (or row slices when C is narrow), each computed start to finish by
-// one thread with its own packing buffers: no barrier inside the product, so a thread that loses its
+// Threads split C into column or row slices (split_columns), each computed start to finish by one
+// thread with its own packing buffers: no barrier inside the product, so a thread that loses its
 // core for a while delays only its own slice, and every element's sum runs in the same order.
 template <typename T>
 void gemm(const nc::GemmCall<T>& g, T* workspace, index_t workspace_elems, int threads) {
@@ -293,7 +334,7 @@ void gemm(const nc::GemmCall<T>& g, T* workspace, index_t workspace_elems, int t
     if (workspace == nullptr || workspace_elems < per_thread)   // a caller's bug: never compute garbage
         throw std::logic_error("gemm: workspace smaller than gemm_workspace_elems()");
     const index_t n_panels = (g.n + NR - 1) / NR, m_panels = (g.m + MR - 1) / MR;
-    const bool split_n = n_panels >= 2 * nt || n_panels >= m_panels;
+    const bool split_n = split_columns<T>(g, nt, n_panels, m_panels);
     auto slice = [&](int t) {
         T* a_pack = workspace + per_thread * t;
         T* b_pack = a_pack + min_i(Tile<T>::mc, round_up(g.m, MR)) * min_i(Tile<T>::kc, g.k);
