@@ -24,6 +24,10 @@ struct GemmCall {
     const T* bias;      // (n,) or nullptr
     Act act;            // softmax is not tile-local: the caller applies it after the product
     T alpha;            // leaky ReLU slope
+    // Optional row gathers for A (a mini-batch read straight from the data set): op(A)[i][k] is
+    // a[I(i) * rsa + K(k) * csa] with I = gather_i (or the identity), K = gather_k (or the identity).
+    const std::int64_t* gather_i = nullptr;
+    const std::int64_t* gather_k = nullptr;
 };
 
 enum class OptimKind : int { sgd = 0, adam = 1, adamw = 2 };

@@ -24,7 +24,11 @@ void gemm(const GemmCall<T>& g) {
     for (index_t i = 0; i < g.m; ++i) {
         for (index_t j = 0; j < g.n; ++j) {
             double s = g.bias ? double(g.bias[j]) : 0.0;
-            for (index_t p = 0; p < g.k; ++p) s += double(g.a[i * g.rsa + p * g.csa]) * double(g.b[p * g.rsb + j * g.csb]);
+            const index_t ai = g.gather_i ? g.gather_i[i] : i;
+            for (index_t p = 0; p < g.k; ++p) {
+                const index_t ak = g.gather_k ? g.gather_k[p] : p;
+                s += double(g.a[ai * g.rsa + ak * g.csa]) * double(g.b[p * g.rsb + j * g.csb]);
+            }
             g.c[i * g.ldc + j] = T(g.act == Act::softmax ? s : act_scalar(s, g.act, g.alpha));
         }
     }

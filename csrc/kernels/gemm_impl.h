@@ -25,19 +25,16 @@ inline index_t balanced_step(index_t n, index_t max, index_t align) {
 template <typename T> constexpr int kMR = Tile<T>::mr;
 template <typename T> constexpr int kNR = Tile<T>::nv * Vec<T>::lanes;
 
-// dst is (kc, MR) per panel: rows [0, mc) of op(A) from column k0, zero-padded to a multiple of MR rows.
+// dst is (kc, MR): rows [i, i + rows) and columns [pc, pc + kc) of op(A), zero-padded to MR rows.
+// Rows and columns may go through the call's gathers (a mini-batch read in place from the data set).
 template <typename T>
-void pack_a_panel(T* dst, const T* a, index_t rsa, index_t csa, index_t rows, index_t kc) {
+void pack_a_panel(T* dst, const nc::GemmCall<T>& g, index_t i, index_t pc, index_t rows, index_t kc) {
     constexpr int MR = kMR<T>;
-    if (csa == 1) {
-        for (index_t k = 0; k < kc; ++k) {
-            for (int r = 0; r < MR; ++r) dst[k * MR + r] = r < rows ? a[r * rsa + k] : T(0);
-        }
-    } else {
-        for (index_t k = 0; k < kc; ++k) {
-            const T* src = a + k * csa;
-            for (int r = 0; r < MR; ++r) dst[k * MR + r] = r < rows ? src[r * rsa] : T(0);
-        }
+    index_t row_off[MR];
+    for (int r = 0; r < MR; ++r) row_off[r] = r < rows ? (g.gather_i ? g.gather_i[i + r] : i + r) * g.rsa : 0;
+    for (index_t k = 0; k < kc; ++k) {
+        const T* src = g.a + (g.gather_k ? g.gather_k[pc + k] : pc + k) * g.csa;
+        for (int r = 0; r < MR; ++r) dst[k * MR + r] = r < rows ? src[row_off[r]] : T(0);
     }
 }
 
@@ -218,8 +215,7 @@ void gemm_block(const nc::GemmCall<T>& g, index_t i0, index_t i1, index_t j0, in
                 const index_t m_panels = (mc + MR - 1) / MR;
                 for (index_t p = 0; p < m_panels; ++p) {
                     const index_t i = ic + p * MR;
-                    pack_a_panel(a_pack + p * MR * kc, g.a + i * g.rsa + pc * g.csa, g.rsa, g.csa,
-                                 min_i(MR, g.m - i), kc);
+                    pack_a_panel(a_pack + p * MR * kc, g, i, pc, min_i(MR, g.m - i), kc);
                 }
                 // loops 2 and 1: jr over NR panels of B (kept in L1), ir over MR panels of A (in L2)
                 for (index_t jr = 0; jr < n_panels; ++jr) {
@@ -324,8 +320,11 @@ void gemm(const nc::GemmCall<T>& g, T* workspace, index_t workspace_elems, int t
     using namespace gemm_detail;
     constexpr int MR = kMR<T>, NR = kNR<T>;
     if (g.m <= 0 || g.n <= 0 || g.k <= 0) return;  // callers reject k = 0 (a layer needs inputs)
-    if (g.m == 1 && g.csb == 1) {
-        gemv_row(g);
+    if (g.m == 1 && g.csb == 1 && g.gather_k == nullptr) {
+        nc::GemmCall<T> row = g;   // the one row of A, wherever its gather puts it
+        if (g.gather_i) row.a = g.a + g.gather_i[0] * g.rsa;
+        row.gather_i = nullptr;
+        gemv_row(row);
         return;
     }
     int nt = gemm_threads(g.m, g.n, g.k, threads);

@@ -246,7 +246,7 @@ const T* Network<T>::run_forward(index_t rows, bool training) {
     const std::uint64_t key = training ? next_key(1) : 0;
     for (std::size_t s = 0; s < stages_.size(); ++s) {
         const Stage& st = stages_[s];
-        const T* in = s == 0 ? input_.data() : outs_[s - 1];
+        const T* in = s == 0 ? stage0_in_ : outs_[s - 1];
         T* out = st.out_col >= 0 ? acts_.data() + cap_rows_ * st.out_col : nullptr;
         T* aux = st.aux_col >= 0 ? aux_.data() + cap_rows_ * st.aux_col : nullptr;
         const index_t n = rows * st.out;
@@ -257,6 +257,7 @@ const T* Network<T>::run_forward(index_t rows, bool training) {
                 T* z = st.act == Act::gelu ? aux : out;
                 GemmCall<T> g{rows, st.out, st.in, in, st.in, 1, params_.data() + st.weight, st.out, 1, z, st.out,
                               st.bias >= 0 ? params_.data() + st.bias : nullptr, after ? Act::identity : st.act, st.alpha};
+                if (s == 0) g.gather_i = stage0_rows_;
                 kt.gemm(g, gemm_ws_.data(), gemm_ws_.size(), nt);
                 if (after) kt.act_forward(out, z, rows, st.out, st.act, st.alpha, nt);
                 break;
@@ -297,7 +298,7 @@ const T* Network<T>::run_backward(index_t rows, bool want_dx) {
     T* spare = grad_b_.data();
     for (std::size_t s = stages_.size(); s-- > 0;) {
         const Stage& st = stages_[s];
-        const T* in = s == 0 ? input_.data() : outs_[s - 1];
+        const T* in = s == 0 ? stage0_in_ : outs_[s - 1];
         T* aux = st.aux_col >= 0 ? aux_.data() + cap_rows_ * st.aux_col : nullptr;
         const bool stop_after = !want_dx && !grad_needed_below_[s];   // nothing below needs a gradient
         switch (st.kind) {
@@ -308,6 +309,7 @@ const T* Network<T>::run_backward(index_t rows, bool want_dx) {
                     if (st.bias >= 0) kt.bias_grad(grads_.data() + st.bias, g, rows, st.out, nt);
                     GemmCall<T> dw{st.in, st.out, rows, in, 1, st.in, g, st.out, 1, grads_.data() + st.weight, st.out,
                                    nullptr, Act::identity, T(0)};
+                    if (s == 0) dw.gather_k = stage0_rows_;   // op(A) = Xᵀ: its columns are the batch's rows
                     kt.gemm(dw, gemm_ws_.data(), gemm_ws_.size(), nt);
                 }
                 if (stop_after) return nullptr;
@@ -349,7 +351,9 @@ const T* Network<T>::run_backward(index_t rows, bool want_dx) {
 template <typename T>
 const T* Network<T>::forward(const T* x, index_t rows, bool training) {
     reserve(rows);
-    std::memcpy(input_.data(), x, sizeof(T) * size_t(rows * in_features_));
+    std::memcpy(input_.data(), x, sizeof(T) * size_t(rows * in_features_));   // backward() reads it later
+    stage0_in_ = input_.data();
+    stage0_rows_ = nullptr;
     return run_forward(rows, training);
 }
 
@@ -367,10 +371,12 @@ void Network<T>::predict(const T* x, index_t rows, index_t chunk, T* out) {
     reserve(rows < chunk ? rows : chunk);
     for (index_t start = 0; start < rows; start += chunk) {
         const index_t n = rows - start < chunk ? rows - start : chunk;
-        std::memcpy(input_.data(), x + start * in_features_, sizeof(T) * size_t(n * in_features_));
+        stage0_in_ = x + start * in_features_;   // read in place: no backward follows
+        stage0_rows_ = nullptr;
         const T* y = run_forward(n, false);
         std::memcpy(out + start * out_features_, y, sizeof(T) * size_t(n * out_features_));
     }
+    stage0_in_ = input_.data();
     forward_rows_ = 0;
 }
 
@@ -434,10 +440,19 @@ TrainProgress Network<T>::train(TrainRequest<T>& req) {
     const index_t n_steps = (req.n + req.batch_size - 1) / req.batch_size;
     const index_t last = req.first_step + req.max_steps < n_steps ? req.first_step + req.max_steps : n_steps;
     const int max_threads = num_threads();
-    struct ResetChoice {
-        int& choice;
-        ~ResetChoice() { choice = 0; }
-    } reset{thread_choice_};
+    // On every way out: all threads again, and no forward kept that points into the caller's data.
+    struct ResetAfterTraining {
+        Network& net;
+        ~ResetAfterTraining() {
+            net.thread_choice_ = 0;
+            net.stage0_in_ = net.input_.data();
+            net.stage0_rows_ = nullptr;
+            net.forward_rows_ = 0;
+        }
+    } reset{*this};
+    // The first Dense layer reads the batch straight from the data set through its products' gathers;
+    // any other first stage (or input noise, which writes the batch) needs the batch copied out.
+    const bool gather_in_gemm = !stages_.empty() && stages_.front().kind == LayerKind::dense && req.input_noise <= 0;
     for (index_t step = req.first_step; step < last; ++step) {
         thread_choice_ = tuner_.pick(max_threads);
         const auto step_start = clock::now();
@@ -446,8 +461,15 @@ TrainProgress Network<T>::train(TrainRequest<T>& req) {
         const index_t begin = step * req.batch_size;
         const index_t rows = req.n - begin < req.batch_size ? req.n - begin : req.batch_size;
         const std::int64_t* idx = req.order + begin;
-        kt.gather_rows(input_.data(), req.x, idx, rows, in_features_);
-        if (req.input_noise > 0) kt.gaussian_noise(input_.data(), rows, in_features_, req.input_noise, next_key(2));
+        if (gather_in_gemm) {
+            stage0_in_ = req.x;
+            stage0_rows_ = idx;
+        } else {
+            kt.gather_rows(input_.data(), req.x, idx, rows, in_features_);
+            if (req.input_noise > 0) kt.gaussian_noise(input_.data(), rows, in_features_, req.input_noise, next_key(2));
+            stage0_in_ = input_.data();
+            stage0_rows_ = nullptr;
+        }
         if (req.y_labels) {
             for (index_t i = 0; i < rows; ++i) {
                 const std::int64_t label = req.y_labels[idx[i]];

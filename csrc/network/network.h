@@ -128,7 +128,7 @@ class Network {
     };
 
     void reserve(index_t rows);
-    const T* run_forward(index_t rows, bool training);    // from input_
+    const T* run_forward(index_t rows, bool training);    // from stage0_in_ (input_, or the caller's rows)
     const T* run_backward(index_t rows, bool want_dx);    // from grad_a_
     void update_trainable_ranges();
     index_t count_correct(const T* out, index_t rows, LossKind loss) const;
@@ -146,6 +146,11 @@ class Network {
     index_t cap_rows_ = 0, forward_rows_ = 0;
     bool forward_training_ = false;
     AlignedBuffer<T> input_, acts_, aux_, grad_a_, grad_b_, targets_, gemm_ws_;
+    // The first stage's input: input_, or rows the caller owns for the duration of the call (predict's
+    // chunk in place; in training, the data set itself with stage0_rows_ as the batch's row indices,
+    // which the first Dense layer's products read through their gathers instead of a copied batch).
+    const T* stage0_in_ = nullptr;
+    const std::int64_t* stage0_rows_ = nullptr;
     AlignedBuffer<std::int64_t> labels_;
     const KernelTable<T>* kt_ = nullptr;  // the table of the call in progress (pinned by reserve)
     const void* ws_table_ = nullptr;      // the kernel table gemm_ws_ was sized for
