@@ -30,6 +30,33 @@ template <typename T> constexpr int kNR = Tile<T>::nv * Vec<T>::lanes;
 template <typename T>
 void pack_a_panel(T* dst, const nc::GemmCall<T>& g, index_t i, index_t pc, index_t rows, index_t kc) {
     constexpr int MR = kMR<T>;
+    if (!g.gather_i && !g.gather_k) {   // the common case, with the strides known to be plain
+        const T* a = g.a + i * g.rsa + pc * g.csa;
+        if (g.csa == 1) {
+            for (index_t k = 0; k < kc; ++k)
+                for (int r = 0; r < MR; ++r) dst[k * MR + r] = r < rows ? a[r * g.rsa + k] : T(0);
+        } else {
+            for (index_t k = 0; k < kc; ++k) {
+                const T* src = a + k * g.csa;
+                for (int r = 0; r < MR; ++r) dst[k * MR + r] = r < rows ? src[r * g.rsa] : T(0);
+            }
+        }
+        return;
+    }
+    if (g.gather_i && !g.gather_k && g.csa == 1) {   // X rows by index (a layer's forward)
+        const T* row[MR];
+        for (int r = 0; r < MR; ++r) row[r] = g.a + (r < rows ? g.gather_i[i + r] : g.gather_i[i]) * g.rsa + pc;
+        for (index_t k = 0; k < kc; ++k)
+            for (int r = 0; r < MR; ++r) dst[k * MR + r] = r < rows ? row[r][k] : T(0);
+        return;
+    }
+    if (g.gather_k && !g.gather_i && g.rsa == 1) {   // Xᵀ with X rows by index (its weight gradient)
+        for (index_t k = 0; k < kc; ++k) {
+            const T* src = g.a + g.gather_k[pc + k] * g.csa + i;
+            for (int r = 0; r < MR; ++r) dst[k * MR + r] = r < rows ? src[r] : T(0);
+        }
+        return;
+    }
     index_t row_off[MR];
     for (int r = 0; r < MR; ++r) row_off[r] = r < rows ? (g.gather_i ? g.gather_i[i + r] : i + r) * g.rsa : 0;
     for (index_t k = 0; k < kc; ++k) {
