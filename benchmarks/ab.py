@@ -24,14 +24,13 @@ CHILD = r"""
 import json, os, sys, time
 import numpy as np
 import neurocore as nc
-widths, batch, threads, epochs, isa = json.loads(sys.argv[1])
+widths, batch, threads, epochs, isa, n = json.loads(sys.argv[1])
 if threads:
     os.sched_setaffinity(0, set(range(threads)))
     nc.set_num_threads(threads)
 if isa:
     nc._core.set_isa(isa)
 rng = np.random.default_rng(0)
-n = 20480
 x = rng.standard_normal((n, widths[0])).astype(np.float32)
 y = rng.integers(0, widths[-1], n)
 layers = []
@@ -66,7 +65,8 @@ def snapshot(dest: Path) -> None:
 
 def run_child(build: str, args: argparse.Namespace) -> dict:
     env = dict(os.environ, PYTHONPATH=build)
-    spec = json.dumps([[int(w) for w in args.net.split("-")], args.batch, args.threads, args.epochs, args.isa])
+    spec = json.dumps([[int(w) for w in args.net.split("-")], args.batch, args.threads, args.epochs, args.isa,
+                       args.samples])
     out = subprocess.run([sys.executable, "-c", CHILD, spec], env=env, capture_output=True, text=True,
                          check=True, cwd="/")
     result = json.loads(out.stdout.strip().splitlines()[-1])
@@ -86,6 +86,7 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=1, help="cores to pin to and threads to use (0: leave as is)")
     p.add_argument("--epochs", type=int, default=3, help="timed epochs per process (the best counts)")
     p.add_argument("--rounds", type=int, default=7)
+    p.add_argument("--samples", type=int, default=20480, help="rows of synthetic data (one epoch)")
     p.add_argument("--isa", default="", help="force a kernel set in both builds")
     args = p.parse_args()
     if args.snapshot:

@@ -120,6 +120,13 @@ void micro_kernel(index_t kc, const T* a, const T* b, index_t ldb, T* c, index_t
                   const T* bias, Epilogue ep, T alpha, index_t rows, index_t cols) {
     using V = Vec<T>;
     constexpr int MR = kMR<T>, NV = Tile<T>::nv, L = V::lanes;
+    // The C tile is read (accumulate) and written after the k loop: fetch its lines now, so that a C
+    // too big for L2 (a 4096-wide layer) costs no stall at the end of every tile.
+#pragma GCC unroll 8
+    for (int i = 0; i < MR; ++i) {
+        __builtin_prefetch(c + i * ldc, 1);
+        __builtin_prefetch(c + i * ldc + NV * L - 1, 1);
+    }
     V acc[MR][NV];
 #pragma GCC unroll 8
     for (int i = 0; i < MR; ++i)
