@@ -35,7 +35,7 @@ void pack_a_panel(T* dst, const nc::GemmCall<T>& g, index_t i, index_t pc, index
         if (g.csa == 1) {
             for (index_t k = 0; k < kc; ++k)
                 for (int r = 0; r < MR; ++r) dst[k * MR + r] = r < rows ? a[r * g.rsa + k] : T(0);
-        } else {
+        } else {   // (masked vector copies of the MR contiguous values measured slower on Zen 4)
             for (index_t k = 0; k < kc; ++k) {
                 const T* src = a + k * g.csa;
                 for (int r = 0; r < MR; ++r) dst[k * MR + r] = r < rows ? src[r * g.rsa] : T(0);
@@ -113,11 +113,13 @@ struct Epilogue {
 };
 
 // c (MR, NR) = [c +] a (kc, MR panel) . b (kc, NR, row stride ldb); then optional bias (NR,) and activation.
-// ldb is NR for a packed panel, or the row stride of an unpacked row-major B. An EDGE tile writes only
-// its first `rows` rows and `cols` columns (masked loads and stores: the padded lanes never touch c).
-template <typename T, bool EDGE>
-void micro_kernel(index_t kc, const T* a, const T* b, index_t ldb, T* c, index_t ldc, bool accumulate,
-                  const T* bias, Epilogue ep, T alpha, index_t rows, index_t cols) {
+// ldb is NR for a packed panel, or the row stride of an unpacked row-major B. With DIRECT_A, a_rows
+// holds MR row pointers of a row-major op(A) read in place instead of the packed (kc, MR) panel a. An
+// EDGE tile writes only its first `rows` rows and `cols` columns (masked loads and stores: the padded
+// lanes never touch c).
+template <typename T, bool EDGE, bool DIRECT_A>
+void micro_kernel(index_t kc, const T* a, const T* const* a_rows, const T* b, index_t ldb, T* c, index_t ldc,
+                  bool accumulate, const T* bias, Epilogue ep, T alpha, index_t rows, index_t cols) {
     using V = Vec<T>;
     constexpr int MR = kMR<T>, NV = Tile<T>::nv, L = V::lanes;
     // The C tile is read (accumulate) and written after the k loop: fetch its lines now, so that a C
@@ -127,6 +129,9 @@ void micro_kernel(index_t kc, const T* a, const T* b, index_t ldb, T* c, index_t
         __builtin_prefetch(c + i * ldc, 1);
         __builtin_prefetch(c + i * ldc + NV * L - 1, 1);
     }
+    const T* row[MR];
+#pragma GCC unroll 8
+    for (int i = 0; i < MR; ++i) row[i] = DIRECT_A ? a_rows[i] : nullptr;
     V acc[MR][NV];
 #pragma GCC unroll 8
     for (int i = 0; i < MR; ++i)
@@ -138,11 +143,11 @@ void micro_kernel(index_t kc, const T* a, const T* b, index_t ldb, T* c, index_t
         for (int v = 0; v < NV; ++v) bv[v] = V::load(b + v * L);
 #pragma GCC unroll 8
         for (int i = 0; i < MR; ++i) {
-            const V ai = V::set1(a[i]);
+            const V ai = V::set1(DIRECT_A ? row[i][k] : a[i]);
 #pragma GCC unroll 4
             for (int v = 0; v < NV; ++v) acc[i][v] = fmadd(ai, bv[v], acc[i][v]);
         }
-        a += MR;
+        if (!DIRECT_A) a += MR;
         b += ldb;
     }
     const V alpha_v = V::set1(alpha);
@@ -166,22 +171,30 @@ void micro_kernel(index_t kc, const T* a, const T* b, index_t ldb, T* c, index_t
     }
 }
 
-// One MR x NR tile of C; a partial tile at the edge of C takes the masked epilogue.
+// One MR x NR tile of C; a partial tile at the edge of C takes the masked epilogue. a_rows != nullptr:
+// op(A)'s MR rows are read in place through these pointers (full panels only); else ap is packed.
 template <typename T>
-void compute_tile(const nc::GemmCall<T>& g, const T* ap, const T* bp, index_t ldb, index_t i, index_t j,
-                  index_t kc, bool accumulate, Epilogue ep) {
+void compute_tile(const nc::GemmCall<T>& g, const T* ap, const T* const* a_rows, const T* bp, index_t ldb,
+                  index_t i, index_t j, index_t kc, bool accumulate, Epilogue ep) {
     constexpr int MR = kMR<T>, NR = kNR<T>;
     const index_t rows = min_i(MR, g.m - i), cols = min_i(NR, g.n - j);
     T* c = g.c + i * g.ldc + j;
     const T* bias = (ep.apply && g.bias) ? g.bias + j : nullptr;
-    if (rows == MR && cols == NR)
-        micro_kernel<T, false>(kc, ap, bp, ldb, c, g.ldc, accumulate, bias, ep, g.alpha, rows, cols);
-    else
-        micro_kernel<T, true>(kc, ap, bp, ldb, c, g.ldc, accumulate, bias, ep, g.alpha, rows, cols);
+    const bool edge = rows < MR || cols < NR;
+    if (a_rows) {
+        if (edge) micro_kernel<T, true, true>(kc, ap, a_rows, bp, ldb, c, g.ldc, accumulate, bias, ep, g.alpha, rows, cols);
+        else micro_kernel<T, false, true>(kc, ap, a_rows, bp, ldb, c, g.ldc, accumulate, bias, ep, g.alpha, rows, cols);
+    } else {
+        if (edge) micro_kernel<T, true, false>(kc, ap, nullptr, bp, ldb, c, g.ldc, accumulate, bias, ep, g.alpha, rows, cols);
+        else micro_kernel<T, false, false>(kc, ap, nullptr, bp, ldb, c, g.ldc, accumulate, bias, ep, g.alpha, rows, cols);
+    }
 }
 
 // Up to this many rows of A, a row-major B is read in place instead of packed (measured, bench_gemm.py).
 constexpr index_t kDirectBMaxRows = 64;
+// Up to this many column panels of C, a row-major A is read in place instead of packed (measured: 64^3
+// 78 -> 93 GFLOP/s, 32x64x32 65 -> 85; neutral from 512^3 up).
+constexpr index_t kDirectAMaxPanels = 16;
 
 // Threads only pay off with enough work each: about 2 MFLOP per extra thread (measured, see benchmarks/).
 inline int gemm_threads(index_t m, index_t n, index_t k, int threads) {
@@ -222,6 +235,9 @@ void gemm_block(const nc::GemmCall<T>& g, index_t i0, index_t i1, index_t j0, in
     // saves: a row-major B is then read in place (ldb = its row stride) and only a partial edge
     // panel is packed, zero-padded.
     const bool direct_b = g.csb == 1 && i1 - i0 <= kDirectBMaxRows;
+    // A row-major op(A) with few column panels to serve is read in place too: packing it would cost
+    // about as much as the few passes over it (only a partial last panel of rows is packed).
+    const bool direct_a = g.csa == 1 && !g.gather_k && !g.gather_i && (j1 - j0 + NR - 1) / NR <= kDirectAMaxPanels;
     // loop 5: jc over NC-wide column blocks of C
     for (index_t jc = j0; jc < j1; jc += Tile<T>::nc) {
         const index_t ncb = min_i(Tile<T>::nc, j1 - jc);
@@ -249,6 +265,7 @@ void gemm_block(const nc::GemmCall<T>& g, index_t i0, index_t i1, index_t j0, in
                 const index_t m_panels = (mc + MR - 1) / MR;
                 for (index_t p = 0; p < m_panels; ++p) {
                     const index_t i = ic + p * MR;
+                    if (direct_a && g.m - i >= MR) continue;
                     pack_a_panel(a_pack + p * MR * kc, g, i, pc, min_i(MR, g.m - i), kc);
                 }
                 // loops 2 and 1: jr over NR panels of B (kept in L1), ir over MR panels of A (in L2)
@@ -256,9 +273,16 @@ void gemm_block(const nc::GemmCall<T>& g, index_t i0, index_t i1, index_t j0, in
                     const index_t j = jc + jr * NR;
                     const bool in_place = direct_b && g.n - j >= NR;
                     const T* bp = in_place ? g.b + pc * g.rsb + j : b_pack + jr * NR * kc;
-                    for (index_t ir = 0; ir < m_panels; ++ir)
-                        compute_tile(g, a_pack + ir * MR * kc, bp, in_place ? g.rsb : index_t(NR), ic + ir * MR, j,
-                                     kc, !first, ep);
+                    for (index_t ir = 0; ir < m_panels; ++ir) {
+                        const index_t i = ic + ir * MR;
+                        const T* rows_in_place[MR];
+                        const bool a_in_place = direct_a && g.m - i >= MR;
+                        if (a_in_place)
+                            for (int r = 0; r < MR; ++r)
+                                rows_in_place[r] = g.a + (g.gather_i ? g.gather_i[i + r] : i + r) * g.rsa + pc;
+                        compute_tile(g, a_pack + ir * MR * kc, a_in_place ? rows_in_place : nullptr, bp,
+                                     in_place ? g.rsb : index_t(NR), i, j, kc, !first, ep);
+                    }
                 }
             }
         }
