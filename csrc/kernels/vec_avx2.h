@@ -15,7 +15,12 @@ template <> struct Vec<float> {
     // The first n lanes (0 < n <= 8) from/to memory; the other lanes read as 0 and are not written.
     static __m256i first_lanes(int n) { return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7)); }
     static Vec load_partial(const float* p, int n) { return {_mm256_maskload_ps(p, first_lanes(n))}; }
-    void store_partial(float* p, int n) const { _mm256_maskstore_ps(p, first_lanes(n), v); }
+    // (vmaskmovps stores are microcoded on AMD Zen: a spill to the stack and n scalar copies is faster)
+    void store_partial(float* p, int n) const {
+        alignas(32) float lanes_out[8];
+        _mm256_store_ps(lanes_out, v);
+        for (int i = 0; i < n; ++i) p[i] = lanes_out[i];
+    }
     friend Vec operator+(Vec a, Vec b) { return {_mm256_add_ps(a.v, b.v)}; }
     friend Vec operator-(Vec a, Vec b) { return {_mm256_sub_ps(a.v, b.v)}; }
     friend Vec operator*(Vec a, Vec b) { return {_mm256_mul_ps(a.v, b.v)}; }
@@ -65,13 +70,21 @@ template <> struct Vec<double> {
     void store(double* p) const { _mm256_storeu_pd(p, v); }
     static __m256i first_lanes(int n) { return _mm256_cmpgt_epi64(_mm256_set1_epi64x(n), _mm256_setr_epi64x(0, 1, 2, 3)); }
     static Vec load_partial(const double* p, int n) { return {_mm256_maskload_pd(p, first_lanes(n))}; }
-    void store_partial(double* p, int n) const { _mm256_maskstore_pd(p, first_lanes(n), v); }
+    void store_partial(double* p, int n) const {
+        alignas(32) double lanes_out[4];
+        _mm256_store_pd(lanes_out, v);
+        for (int i = 0; i < n; ++i) p[i] = lanes_out[i];
+    }
     // Float memory widened to / narrowed from double lanes (for double-precision work on float data).
     static __m128i first_floats(int n) { return _mm_cmpgt_epi32(_mm_set1_epi32(n), _mm_setr_epi32(0, 1, 2, 3)); }
     static Vec load_floats(const float* p) { return {_mm256_cvtps_pd(_mm_loadu_ps(p))}; }
     static Vec load_floats_partial(const float* p, int n) { return {_mm256_cvtps_pd(_mm_maskload_ps(p, first_floats(n)))}; }
     void store_floats(float* p) const { _mm_storeu_ps(p, _mm256_cvtpd_ps(v)); }
-    void store_floats_partial(float* p, int n) const { _mm_maskstore_ps(p, first_floats(n), _mm256_cvtpd_ps(v)); }
+    void store_floats_partial(float* p, int n) const {
+        alignas(16) float lanes_out[4];
+        _mm_store_ps(lanes_out, _mm256_cvtpd_ps(v));
+        for (int i = 0; i < n; ++i) p[i] = lanes_out[i];
+    }
     friend Vec operator+(Vec a, Vec b) { return {_mm256_add_pd(a.v, b.v)}; }
     friend Vec operator-(Vec a, Vec b) { return {_mm256_sub_pd(a.v, b.v)}; }
     friend Vec operator*(Vec a, Vec b) { return {_mm256_mul_pd(a.v, b.v)}; }
