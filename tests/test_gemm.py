@@ -22,9 +22,10 @@ FORMS = [(False, False), (False, True), (True, False), (True, True)]
 FORM_IDS = ["NN", "NT", "TN", "TT"]
 
 TINY = list(itertools.product([1, 2, 3], repeat=3))
-# MR is 6 (avx2) / 4 (baseline); NR is 16/8 (float32) and 8/4 (float64)
+# MR is 6 (avx2) / 8 (avx512) / 4 (baseline); NR is 16/32/8 (float32) and 8/16/4 (float64)
 MICRO = [(m, n, k) for m in (3, 4, 5, 6, 7, 12, 13) for n in (3, 4, 5, 7, 8, 9, 15, 16, 17, 33) for k in (1, 5, 64)]
-# KC = 256; MC = 64/72/128/144 (and 168 as in BLIS); NC = 2040 (float64) / 4080 (float32)
+# KC = 256 (split into equal slices); MC = 64/72/128/144 (and 168 as in BLIS); NC = 2040/2048 (float64),
+# 4080/4096 (float32); A read in place up to 16 column panels of C, B up to 64 rows of A
 BLOCK = [
     (73, 17, 257),
     (65, 9, 255),
