@@ -65,13 +65,12 @@ void pack_a_panel(T* dst, const nc::GemmCall<T>& g, index_t i, index_t pc, index
     }
 }
 
-// dst is (kc, NR): columns [0, cols) of op(B) zero-padded to NR.
+// dst is (kc, NR): columns [0, cols) of op(B) zero-padded to NR, for a transposed B or for the partial
+// last panel of a B otherwise read in place (a whole row-major block goes through pack_b_rows).
 template <typename T>
 void pack_b_panel(T* dst, const T* b, index_t rsb, index_t csb, index_t cols, index_t kc) {
     constexpr int NR = kNR<T>;
-    if (csb == 1 && cols == NR) {
-        for (index_t k = 0; k < kc; ++k) memcpy(dst + k * NR, b + k * rsb, sizeof(T) * NR);
-    } else if (rsb == 1) {
+    if (rsb == 1) {
         // op(B) = Bᵀ: each column is contiguous in memory, so read it as one stream (NR strided
         // streams at once defeat the prefetcher); the strided writes stay in the L1-sized panel.
         for (int c = 0; c < NR; ++c) {
