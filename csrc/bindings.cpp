@@ -6,7 +6,6 @@
 #include <pybind11/stl.h>
 
 #include <cstring>
-#include <memory>
 #include <optional>
 #include <string>
 #include <vector>

@@ -43,20 +43,6 @@ void pack_a_panel(T* dst, const nc::GemmCall<T>& g, index_t i, index_t pc, index
         }
         return;
     }
-    if (g.gather_i && !g.gather_k && g.csa == 1) {   // X rows by index (a layer's forward)
-        const T* row[MR];
-        for (int r = 0; r < MR; ++r) row[r] = g.a + (r < rows ? g.gather_i[i + r] : g.gather_i[i]) * g.rsa + pc;
-        for (index_t k = 0; k < kc; ++k)
-            for (int r = 0; r < MR; ++r) dst[k * MR + r] = r < rows ? row[r][k] : T(0);
-        return;
-    }
-    if (g.gather_k && !g.gather_i && g.rsa == 1) {   // Xᵀ with X rows by index (its weight gradient)
-        for (index_t k = 0; k < kc; ++k) {
-            const T* src = g.a + g.gather_k[pc + k] * g.csa + i;
-            for (int r = 0; r < MR; ++r) dst[k * MR + r] = r < rows ? src[r] : T(0);
-        }
-        return;
-    }
     index_t row_off[MR];
     for (int r = 0; r < MR; ++r) row_off[r] = r < rows ? (g.gather_i ? g.gather_i[i + r] : i + r) * g.rsa : 0;
     for (index_t k = 0; k < kc; ++k) {
@@ -112,12 +98,11 @@ struct Epilogue {
 };
 
 // c (MR, NR) = [c +] a (kc, MR panel) . b (kc, NR, row stride ldb); then optional bias (NR,) and activation.
-// ldb is NR for a packed panel, or the row stride of an unpacked row-major B. With DIRECT_A, a_rows
-// holds MR row pointers of a row-major op(A) read in place instead of the packed (kc, MR) panel a. An
-// EDGE tile writes only its first `rows` rows and `cols` columns (masked loads and stores: the padded
-// lanes never touch c).
+// ldb is NR for a packed panel, or the row stride of an unpacked row-major B. With DIRECT_A, a is MR
+// rows of a row-major op(A) read in place (row stride lda) instead of a packed (kc, MR) panel. An EDGE
+// tile writes only its first `rows` rows and `cols` columns (the padded lanes never touch c).
 template <typename T, bool EDGE, bool DIRECT_A>
-void micro_kernel(index_t kc, const T* a, const T* const* a_rows, const T* b, index_t ldb, T* c, index_t ldc,
+void micro_kernel(index_t kc, const T* a, index_t lda, const T* b, index_t ldb, T* c, index_t ldc,
                   bool accumulate, const T* bias, Epilogue ep, T alpha, index_t rows, index_t cols) {
     using V = Vec<T>;
     constexpr int MR = kMR<T>, NV = Tile<T>::nv, L = V::lanes;
@@ -128,9 +113,6 @@ void micro_kernel(index_t kc, const T* a, const T* const* a_rows, const T* b, in
         __builtin_prefetch(c + i * ldc, 1);
         __builtin_prefetch(c + i * ldc + NV * L - 1, 1);
     }
-    const T* row[MR];
-#pragma GCC unroll 8
-    for (int i = 0; i < MR; ++i) row[i] = DIRECT_A ? a_rows[i] : nullptr;
     V acc[MR][NV];
 #pragma GCC unroll 8
     for (int i = 0; i < MR; ++i)
@@ -142,11 +124,11 @@ void micro_kernel(index_t kc, const T* a, const T* const* a_rows, const T* b, in
         for (int v = 0; v < NV; ++v) bv[v] = V::load(b + v * L);
 #pragma GCC unroll 8
         for (int i = 0; i < MR; ++i) {
-            const V ai = V::set1(DIRECT_A ? row[i][k] : a[i]);
+            const V ai = V::set1(DIRECT_A ? a[i * lda] : a[i]);
 #pragma GCC unroll 4
             for (int v = 0; v < NV; ++v) acc[i][v] = fmadd(ai, bv[v], acc[i][v]);
         }
-        if (!DIRECT_A) a += MR;
+        a += DIRECT_A ? 1 : MR;
         b += ldb;
     }
     const V alpha_v = V::set1(alpha);
@@ -170,22 +152,22 @@ void micro_kernel(index_t kc, const T* a, const T* const* a_rows, const T* b, in
     }
 }
 
-// One MR x NR tile of C; a partial tile at the edge of C takes the masked epilogue. a_rows != nullptr:
-// op(A)'s MR rows are read in place through these pointers (full panels only); else ap is packed.
+// One MR x NR tile of C; a partial tile at the edge of C takes the masked epilogue. lda > 0: ap is
+// op(A) read in place with that row stride (full MR rows only); lda == 0: ap is a packed panel.
 template <typename T>
-void compute_tile(const nc::GemmCall<T>& g, const T* ap, const T* const* a_rows, const T* bp, index_t ldb,
-                  index_t i, index_t j, index_t kc, bool accumulate, Epilogue ep) {
+void compute_tile(const nc::GemmCall<T>& g, const T* ap, index_t lda, const T* bp, index_t ldb, index_t i,
+                  index_t j, index_t kc, bool accumulate, Epilogue ep) {
     constexpr int MR = kMR<T>, NR = kNR<T>;
     const index_t rows = min_i(MR, g.m - i), cols = min_i(NR, g.n - j);
     T* c = g.c + i * g.ldc + j;
     const T* bias = (ep.apply && g.bias) ? g.bias + j : nullptr;
     const bool edge = rows < MR || cols < NR;
-    if (a_rows) {
-        if (edge) micro_kernel<T, true, true>(kc, ap, a_rows, bp, ldb, c, g.ldc, accumulate, bias, ep, g.alpha, rows, cols);
-        else micro_kernel<T, false, true>(kc, ap, a_rows, bp, ldb, c, g.ldc, accumulate, bias, ep, g.alpha, rows, cols);
+    if (lda > 0) {
+        if (edge) micro_kernel<T, true, true>(kc, ap, lda, bp, ldb, c, g.ldc, accumulate, bias, ep, g.alpha, rows, cols);
+        else micro_kernel<T, false, true>(kc, ap, lda, bp, ldb, c, g.ldc, accumulate, bias, ep, g.alpha, rows, cols);
     } else {
-        if (edge) micro_kernel<T, true, false>(kc, ap, nullptr, bp, ldb, c, g.ldc, accumulate, bias, ep, g.alpha, rows, cols);
-        else micro_kernel<T, false, false>(kc, ap, nullptr, bp, ldb, c, g.ldc, accumulate, bias, ep, g.alpha, rows, cols);
+        if (edge) micro_kernel<T, true, false>(kc, ap, 0, bp, ldb, c, g.ldc, accumulate, bias, ep, g.alpha, rows, cols);
+        else micro_kernel<T, false, false>(kc, ap, 0, bp, ldb, c, g.ldc, accumulate, bias, ep, g.alpha, rows, cols);
     }
 }
 
@@ -236,7 +218,7 @@ void gemm_block(const nc::GemmCall<T>& g, index_t i0, index_t i1, index_t j0, in
     const bool direct_b = g.csb == 1 && i1 - i0 <= kDirectBMaxRows;
     // A row-major op(A) with few column panels to serve is read in place too: packing it would cost
     // about as much as the few passes over it (only a partial last panel of rows is packed).
-    const bool direct_a = g.csa == 1 && !g.gather_k && !g.gather_i && (j1 - j0 + NR - 1) / NR <= kDirectAMaxPanels;
+    const bool direct_a = g.csa == 1 && !g.gather_i && !g.gather_k && (j1 - j0 + NR - 1) / NR <= kDirectAMaxPanels;
     // loop 5: jc over NC-wide column blocks of C
     for (index_t jc = j0; jc < j1; jc += Tile<T>::nc) {
         const index_t ncb = min_i(Tile<T>::nc, j1 - jc);
@@ -274,13 +256,10 @@ void gemm_block(const nc::GemmCall<T>& g, index_t i0, index_t i1, index_t j0, in
                     const T* bp = in_place ? g.b + pc * g.rsb + j : b_pack + jr * NR * kc;
                     for (index_t ir = 0; ir < m_panels; ++ir) {
                         const index_t i = ic + ir * MR;
-                        const T* rows_in_place[MR];
                         const bool a_in_place = direct_a && g.m - i >= MR;
-                        if (a_in_place)
-                            for (int r = 0; r < MR; ++r)
-                                rows_in_place[r] = g.a + (g.gather_i ? g.gather_i[i + r] : i + r) * g.rsa + pc;
-                        compute_tile(g, a_pack + ir * MR * kc, a_in_place ? rows_in_place : nullptr, bp,
-                                     in_place ? g.rsb : index_t(NR), i, j, kc, !first, ep);
+                        compute_tile(g, a_in_place ? g.a + i * g.rsa + pc : a_pack + ir * MR * kc,
+                                     a_in_place ? g.rsa : index_t(0), bp, in_place ? g.rsb : index_t(NR), i, j, kc,
+                                     !first, ep);
                     }
                 }
             }

@@ -3,6 +3,15 @@
 #pragma once
 #include <math.h>
 
+// f applied to each lane through a scalar (libm) function, for what has no SIMD version here.
+template <typename T, typename F>
+inline Vec<T> per_lane(Vec<T> x, F f) {
+    T lanes[Vec<T>::lanes];
+    x.store(lanes);
+    for (int i = 0; i < Vec<T>::lanes; ++i) lanes[i] = f(lanes[i]);
+    return Vec<T>::load(lanes);
+}
+
 // exp(x) = 2^n * e^r with n = round(x / ln2) and |r| <= ln2/2 (Cody-Waite split of ln2 keeps r exact),
 // e^r by its Taylor polynomial (degree 7 for float, 12 for double: truncation below half an ulp), and 2^n
 // applied as two halves so that the whole under/overflow range saturates to 0/inf instead of wrapping.
@@ -63,10 +72,7 @@ inline Vec<T> vtanh(Vec<T> x) {
         const V large = copysign_of(one - V::set1(T(2)) / (e + one), x);
         return select(greater(ax, V::set1(T(0.625))), large, small);
     } else {
-        T lanes[V::lanes];
-        x.store(lanes);
-        for (int i = 0; i < V::lanes; ++i) lanes[i] = ::tanh(lanes[i]);
-        return V::load(lanes);
+        return per_lane(x, [](T v) { return T(::tanh(v)); });
     }
 }
 
@@ -91,26 +97,19 @@ inline Vec<T> vexpm1(Vec<T> x) {
 // GELU with the exact erf form (torch's default), through libm per lane: accurate in both precisions.
 template <typename T>
 inline Vec<T> vgelu(Vec<T> x) {
-    T lanes[Vec<T>::lanes];
-    x.store(lanes);
-    for (int i = 0; i < Vec<T>::lanes; ++i) {
-        const T v = lanes[i];
-        if constexpr (sizeof(T) == 4) lanes[i] = 0.5f * v * (1.0f + ::erff(v * 0.70710678118654752f));
-        else lanes[i] = 0.5 * v * (1.0 + ::erf(v * 0.70710678118654752));
-    }
-    return Vec<T>::load(lanes);
+    return per_lane(x, [](T v) {
+        if constexpr (sizeof(T) == 4) return 0.5f * v * (1.0f + ::erff(v * 0.70710678118654752f));
+        else return 0.5 * v * (1.0 + ::erf(v * 0.70710678118654752));
+    });
 }
 
 // d gelu / dx = Phi(x) + x phi(x)
 template <typename T>
 inline Vec<T> vgelu_derivative(Vec<T> x) {
-    T lanes[Vec<T>::lanes];
-    x.store(lanes);
-    for (int i = 0; i < Vec<T>::lanes; ++i) {
-        const double v = lanes[i];
-        lanes[i] = T(0.5 * (1.0 + ::erf(v * 0.70710678118654752)) + v * ::exp(-0.5 * v * v) * 0.39894228040143268);
-    }
-    return Vec<T>::load(lanes);
+    return per_lane(x, [](T t) {
+        const double v = t;
+        return T(0.5 * (1.0 + ::erf(v * 0.70710678118654752)) + v * ::exp(-0.5 * v * v) * 0.39894228040143268);
+    });
 }
 
 template <typename T>
