@@ -1,0 +1,234 @@
+"""From a training CSV to float32 train/validation matrices, in three passes that each hold one chunk.
+
+1. read: record batches -> raw float64 rows (values, or text codes), rows with a missing target dropped;
+2. learn: column kinds and categories (whole file), medians/means/deviations (training part);
+3. encode: raw rows -> model inputs, written into the train and validation matrices.
+The raw rows and both matrices live in memory, or, for files larger than memory, in memory-mapped files
+beside the model (deleted afterwards); ``fit`` trains from a float32 memmap without copying it.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from ._csvread import InputError, NotANumber, number_column, text_codes
+from ._tabular import (CATEGORICAL, Preprocessor, RunningStats, apply_luts, decide_kinds, finish_specs,
+                       parse_number)
+
+CHUNK_ROWS = 1 << 16  # rows per chunk in passes 2 and 3
+
+
+class _RowStore:
+    """Rows appended block by block, in memory or in a file that becomes a read-only memmap."""
+
+    def __init__(self, n_cols, path=None):
+        self.n_cols, self.path, self.rows = n_cols, path, 0
+        self.parts = []
+        self.file = open(path, "wb") if path is not None else None
+
+    def append(self, block):
+        if self.file is not None:
+            self.file.write(np.ascontiguousarray(block, dtype=np.float64).tobytes())
+        else:
+            self.parts.append(block)
+        self.rows += len(block)
+
+    def finish(self):
+        if self.file is None:
+            return np.concatenate(self.parts) if self.parts else np.empty((0, self.n_cols))
+        self.file.close()
+        if self.rows == 0:
+            return np.empty((0, self.n_cols))
+        return np.memmap(self.path, dtype=np.float64, mode="r", shape=(self.rows, self.n_cols))
+
+
+class TrainingTable:
+    """The result: X_train/X_val (float32), y_train/y_val, the Preprocessor, and what was read."""
+
+
+def available_memory():
+    """Bytes of memory available (Linux /proc/meminfo), or None when unknown."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
+
+
+def needs_memmap(file_size):
+    """Whether to build the matrices in memory-mapped files: the raw rows take up to ~4x the CSV's size."""
+    available = available_memory()
+    return available is not None and 4 * file_size > available / 2
+
+
+def _read(source, features, target, types, store, progress):
+    """Pass 1. Returns (target values or codes, target text index or None, text indices, missing counts,
+    codes present per text column, rows read)."""
+    text_indices = {name: {} for name in features if types[name] == "text"}
+    present = {name: set() for name in text_indices}
+    target_index = {} if types[target] == "text" else None
+    missing = np.zeros(len(features), dtype=np.int64)
+    targets, n_read = [], 0
+    for batch in source.batches({**types}, progress):
+        column = batch.column(target)
+        y = text_codes(column, target_index) if target_index is not None else number_column(column)
+        keep = ~np.isnan(y)
+        block = np.empty((int(keep.sum()), len(features)), dtype=np.float64)
+        for j, name in enumerate(features):
+            array = batch.column(name)
+            if types[name] == "number":
+                values = number_column(array)[keep]
+                if np.isinf(values).any():
+                    row = n_read + int(np.flatnonzero(keep)[np.flatnonzero(np.isinf(values))[0]]) + 1
+                    raise InputError(f"{source.path}, data row {row}, column {name!r}: value "
+                                     f"{values[np.isinf(values)][0]} is not finite")
+            else:
+                values = text_codes(array, text_indices[name])[keep]
+                present[name].update(np.unique(values[~np.isnan(values)]).astype(np.int64).tolist())
+            missing[j] += int(np.isnan(values).sum())
+            block[:, j] = values
+        store.append(block)
+        targets.append(y[keep])
+        n_read += batch.num_rows
+    target_values = np.concatenate(targets) if targets else np.empty(0)
+    flags = {name: np.isin(np.arange(len(text_indices[name])), sorted(present[name])) for name in text_indices}
+    return target_values, target_index, text_indices, missing, flags, n_read
+
+
+def build(source, features, target, types, declared, task, classify_rule, split, *, memmap_dir=None,
+          progress=None, say=print):
+    """Read, learn and encode a training file.
+
+    ``types``: {column: 'number' | 'text'} (pyarrow's guess; a number column found to hold text is re-read
+    as text). ``task``: 'classify', 'regress' or None (``classify_rule(values)`` decides for numbers).
+    ``split(y, classify) -> is_val`` (bool per kept row). Returns a TrainingTable.
+    """
+    types = dict(types)
+    temp = []
+    while True:
+        path = None if memmap_dir is None else os.path.join(memmap_dir, f".neurocore-{os.getpid()}.rows.tmp")
+        store = _RowStore(len(features), path)
+        temp.append(path)
+        try:
+            target_raw, target_index, text_indices, missing, present, n_read = _read(
+                source, features, target, types, store, progress)
+            break
+        except NotANumber as exc:  # pyarrow's guess came from the first block: read that column as text
+            if store.file is not None:
+                store.file.close()
+            types[exc.column] = "text"
+            say(f"column {exc.column!r} holds text ({exc.value!r}) further down: reading it again as text")
+    try:
+        raw = store.finish()
+        return _learn_and_encode(source, features, target, types, declared, task, classify_rule, split,
+                                 raw, target_raw, target_index, text_indices, missing, present, n_read,
+                                 memmap_dir, say)
+    finally:
+        for p in temp:
+            if p is not None and os.path.exists(p):
+                os.unlink(p)
+
+
+def _target_classes(name, values, target_index, task, classify_rule):
+    """(task, y, labels): labels are strings for a text target, floats for a numeric one."""
+    if target_index is not None:
+        words = list(target_index)
+        numbers = [parse_number(w) for w in words]
+        if all(v is not None for v in numbers):  # read as text (empty first block) but holds numbers
+            values = np.array(numbers)[values.astype(np.int64)]
+        else:
+            if task == "regress":
+                example = next(w for w, v in zip(words, numbers) if v is None)
+                raise InputError(f"target column {name!r} holds text ({example!r}); --task regress needs "
+                                 "numbers")
+            present = np.unique(values.astype(np.int64))
+            labels = sorted(words[i] for i in present)
+            rank = np.full(len(words), -1, dtype=np.int64)
+            for i in present:
+                rank[i] = labels.index(words[i])
+            if len(labels) < 2:
+                raise InputError(f"target column {name!r} holds a single value ({labels[0]!r}); "
+                                 "classification needs at least 2 classes")
+            return "classify", rank[values.astype(np.int64)], labels
+    task = task or classify_rule(values)
+    if task == "regress":
+        return task, values, None
+    labels, y = np.unique(values, return_inverse=True)
+    if len(labels) < 2:
+        raise InputError(f"target column {name!r} holds a single value ({_number_text(labels[0])}); "
+                         "classification needs at least 2 classes")
+    return task, y.astype(np.int64), [float(v) for v in labels]
+
+
+def _number_text(value):
+    value = float(value)
+    return str(int(value)) if value.is_integer() else f"{value:.9g}"
+
+
+def _fail(message):
+    raise InputError(message)
+
+
+def _learn_and_encode(source, features, target, types, declared, task, classify_rule, split, raw, target_raw,
+                      target_index, text_indices, missing, present, n_read, memmap_dir, say):
+    if n_read == 0:
+        raise InputError(f"{source.path} has a header row but no data rows")
+    n = raw.shape[0]
+    if n == 0:
+        raise InputError(f"target column {target!r} has no values: every one of its {n_read} cells is missing")
+    if n < n_read:
+        say(f"dropped {n_read - n} of {n_read} rows whose target {target!r} is missing")
+    if n < 2:
+        raise InputError(f"{source.path} has {n} data row with a target; need at least 2 "
+                         "(one to train on, one to validate on)")
+    task, y, labels = _target_classes(target, target_raw, target_index, task, classify_rule)
+    is_val = split(y, task == "classify")
+    n_train = int(n - is_val.sum())
+
+    specs, luts, ignored = decide_kinds(features, types, text_indices, missing, present, declared, n, _fail,
+                                         lambda name, text: f"{source.path}, {source.locate(name, text)}")
+    if not specs:
+        raise InputError(f"{source.path} has no usable feature columns: "
+                         + "; ".join(f"{name!r}: {why}" for name, why in ignored))
+    raw_cols = [spec["_raw"] for spec in specs]
+    value_cols = [i for i, spec in enumerate(specs) if spec["kind"] != CATEGORICAL]
+    stats = RunningStats(len(value_cols), n_train)
+    for start in range(0, n, CHUNK_ROWS):
+        canon = apply_luts(raw[start:start + CHUNK_ROWS], luts)[:, raw_cols]
+        stats.add(canon[~is_val[start:start + CHUNK_ROWS]][:, value_cols])
+    mean, std = finish_specs(specs, stats, n_train)
+    prep = Preprocessor(specs, mean, std)
+
+    table = TrainingTable()
+    table.X_train = _matrix(memmap_dir, "train", n_train, prep.width)
+    table.X_val = _matrix(memmap_dir, "val", n - n_train, prep.width)
+    t = v = 0
+    for start in range(0, n, CHUNK_ROWS):
+        encoded = prep.encode(apply_luts(raw[start:start + CHUNK_ROWS], luts)[:, raw_cols])
+        val = is_val[start:start + CHUNK_ROWS]
+        table.X_train[t:t + int((~val).sum())] = encoded[~val]
+        table.X_val[v:v + int(val.sum())] = encoded[val]
+        t += int((~val).sum())
+        v += int(val.sum())
+    table.y_train, table.y_val = y[~is_val], y[is_val]
+    table.task, table.labels, table.prep, table.ignored = task, labels, prep, ignored
+    table.n_read, table.n_rows = n_read, n
+    table.target_kind = "text" if isinstance(labels, list) and labels and isinstance(labels[0], str) else "number"
+    return table
+
+
+def _matrix(memmap_dir, part, rows, cols):
+    if memmap_dir is None or rows == 0:
+        return np.empty((rows, cols), dtype=np.float32)
+    path = Path(memmap_dir) / f".neurocore-{os.getpid()}.{part}.tmp"
+    matrix = np.memmap(path, dtype=np.float32, mode="w+", shape=(rows, cols))
+    try:
+        os.unlink(path)  # the mapping keeps the data; the disk space returns when the matrix is freed
+    except OSError:  # a system that cannot delete an open file: the file stays, named after this process
+        pass
+    return matrix
