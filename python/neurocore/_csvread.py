@@ -70,9 +70,9 @@ class CSVSource:
     """One CSV file: its header, and typed record batches of the columns asked for."""
 
     def __init__(self, path, na_values=(), block_size=DEFAULT_BLOCK_SIZE):
-        self.pa, self.pcsv = require_pyarrow()
         self.path = str(path)
         self.header, self._header_records = read_header(path)
+        self.pa, self.pcsv = require_pyarrow()
         self.size = os.path.getsize(path)
         self.null_values = list(self.pcsv.ConvertOptions().null_values) + [v for v in na_values if v]
         self.block_size = block_size
