@@ -47,6 +47,29 @@ class Preprocessor:
         self.width = len(self.input_names)
         self._indices = [{c: i for i, c in enumerate(spec["categories"])} if spec["kind"] == CATEGORICAL
                          else None for spec in columns]
+        # Where each column's inputs go: value columns (numeric, boolean) are standardized together.
+        self._value_cols, self._value_inputs, self._medians = [], [], []
+        self._indicator_cols, self._indicator_inputs, self._categorical = [], [], []
+        k = 0
+        for j, spec in enumerate(columns):
+            if spec["kind"] == CATEGORICAL:
+                n_cat = len(spec["categories"])
+                self._categorical.append((j, k, n_cat, bool(spec["missing_category"])))
+                k += n_cat + int(bool(spec["missing_category"]))
+                continue
+            self._value_cols.append(j)
+            self._value_inputs.append(k)
+            self._medians.append(float(spec["median"]))
+            if spec["missing_indicator"]:
+                self._indicator_cols.append(len(self._value_cols) - 1)
+                self._indicator_inputs.append(k + 1)
+            k += 1 + int(bool(spec["missing_indicator"]))
+        self._medians = np.array(self._medians, dtype=np.float64)
+        inputs = self._value_inputs  # a slice when contiguous (no indicators, categories after): cheaper
+        contiguous = inputs == list(range(inputs[0], inputs[0] + len(inputs))) if inputs else False
+        self._value_slice = slice(inputs[0], inputs[0] + len(inputs)) if contiguous else inputs
+        self._value_mean = self.mean[self._value_inputs] if len(self.mean) == k else None
+        self._value_std = self.std[self._value_inputs] if len(self.std) == k else None
 
     @property
     def names(self):
@@ -81,27 +104,20 @@ class Preprocessor:
 
     def encode(self, canonical):
         """Model inputs (rows, width) float32 from canonical columns."""
-        rows = canonical.shape[0]
-        out = np.zeros((rows, self.width), dtype=np.float64)
-        k = 0
-        for j, spec in enumerate(self.columns):
-            values = canonical[:, j]
-            missing = np.isnan(values)
-            if spec["kind"] == CATEGORICAL:
-                n_cat = len(spec["categories"])
-                known = np.flatnonzero(values >= 0)
-                out[known, k + values[known].astype(np.int64)] = 1.0
-                if spec["missing_category"]:
-                    out[missing, k + n_cat] = 1.0
-                k += n_cat + int(spec["missing_category"])
-            else:
-                out[:, k] = np.where(missing, spec["median"], values)
-                if spec["missing_indicator"]:
-                    out[:, k + 1] = missing
-                k += 1 + int(spec["missing_indicator"])
-        out -= self.mean
-        out /= self.std
-        return out.astype(np.float32)
+        out = np.zeros((canonical.shape[0], self.width), dtype=np.float32)
+        values = canonical[:, self._value_cols]
+        gaps = np.isnan(values)
+        if gaps.any():
+            values = np.where(gaps, self._medians, values)
+            out[:, self._indicator_inputs] = gaps[:, self._indicator_cols]
+        out[:, self._value_slice] = (values - self._value_mean) / self._value_std
+        for j, k, n_cat, missing_input in self._categorical:
+            codes = canonical[:, j]
+            known = np.flatnonzero(codes >= 0)
+            out[known, k + codes[known].astype(np.int64)] = 1.0
+            if missing_input:
+                out[np.isnan(codes), k + n_cat] = 1.0
+        return out
 
 
 def input_names(spec):
@@ -171,13 +187,17 @@ def decide_kinds(features, read_types, text_indices, raw_missing, raw_present_co
     return specs, luts, ignored
 
 
-def apply_luts(raw, luts):
-    """Canonical columns from raw ones: codes of text columns mapped through their lookups."""
-    out = np.array(raw, dtype=np.float64)
-    for j, lut in luts.items():
-        codes = out[:, j]
-        missing = np.isnan(codes)
-        out[:, j] = lut[np.where(missing, len(lut) - 1, codes).astype(np.int64)]
+def apply_luts(raw, luts, columns):
+    """Canonical columns (the raw ``columns``, in that order) with text codes mapped through their lookups."""
+    if not luts and list(columns) == list(range(raw.shape[1])):
+        return raw  # all numeric, nothing left out: read as is
+    out = raw[:, columns]
+    for position, j in enumerate(columns):
+        if j in luts:
+            codes = out[:, position]
+            missing = np.isnan(codes)
+            lut = luts[j]
+            out[:, position] = lut[np.where(missing, len(lut) - 1, codes).astype(np.int64)]
     return out
 
 
@@ -195,11 +215,15 @@ class RunningStats:
 
     def add(self, values):
         present = ~np.isnan(values)
-        count = present.sum(axis=0).astype(np.float64)
-        filled = np.where(present, values, 0.0)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            mean = np.where(count > 0, filled.sum(axis=0) / np.maximum(count, 1), 0.0)
-        m2 = (np.where(present, values - mean, 0.0) ** 2).sum(axis=0)
+        if present.all():
+            count = np.full(values.shape[1], float(len(values)))
+            mean = values.mean(axis=0) if len(values) else np.zeros(values.shape[1])
+            m2 = ((values - mean) ** 2).sum(axis=0)
+        else:
+            count = present.sum(axis=0).astype(np.float64)
+            filled = np.where(present, values, 0.0)
+            mean = filled.sum(axis=0) / np.maximum(count, 1)
+            m2 = (np.where(present, values - mean, 0.0) ** 2).sum(axis=0)
         total = self.count + count
         delta = mean - self.mean
         safe = np.maximum(total, 1)
@@ -213,9 +237,11 @@ class RunningStats:
     def medians(self):
         sample = np.concatenate(self.sample) if self.sample else np.empty((0, len(self.count)))
         out = np.zeros(len(self.count))
+        gaps = np.isnan(sample)
         for j in range(len(out)):
-            present = sample[:, j][~np.isnan(sample[:, j])]
-            out[j] = float(np.median(present)) if len(present) else 0.0
+            column = sample[:, j] if not gaps[:, j].any() else sample[~gaps[:, j], j]
+            if len(column):
+                out[j] = np.median(column)
         return out
 
 

@@ -36,12 +36,14 @@ class _RowStore:
         self.rows += len(block)
 
     def finish(self):
+        """The rows as a list of consecutive chunks (the blocks in memory; slices of a read-only memmap)."""
         if self.file is None:
-            return np.concatenate(self.parts) if self.parts else np.empty((0, self.n_cols))
+            return self.parts
         self.file.close()
         if self.rows == 0:
-            return np.empty((0, self.n_cols))
-        return np.memmap(self.path, dtype=np.float64, mode="r", shape=(self.rows, self.n_cols))
+            return []
+        rows = np.memmap(self.path, dtype=np.float64, mode="r", shape=(self.rows, self.n_cols))
+        return [rows[start:start + CHUNK_ROWS] for start in range(0, self.rows, CHUNK_ROWS)]
 
 
 class TrainingTable:
@@ -77,23 +79,31 @@ def _read(source, features, target, types, store, progress):
     for batch in source.batches({**types}, progress):
         column = batch.column(target)
         y = text_codes(column, target_index) if target_index is not None else number_column(column)
-        keep = ~np.isnan(y)
-        block = np.empty((int(keep.sum()), len(features)), dtype=np.float64)
+        block = np.empty((batch.num_rows, len(features)), dtype=np.float64)
         for j, name in enumerate(features):
             array = batch.column(name)
             if types[name] == "number":
-                values = number_column(array)[keep]
-                if np.isinf(values).any():
-                    row = n_read + int(np.flatnonzero(keep)[np.flatnonzero(np.isinf(values))[0]]) + 1
-                    raise InputError(f"{source.path}, data row {row}, column {name!r}: value "
-                                     f"{values[np.isinf(values)][0]} is not finite")
+                block[:, j] = number_column(array)
             else:
-                values = text_codes(array, text_indices[name])[keep]
-                present[name].update(np.unique(values[~np.isnan(values)]).astype(np.int64).tolist())
-            missing[j] += int(np.isnan(values).sum())
-            block[:, j] = values
+                block[:, j] = text_codes(array, text_indices[name])
+        keep = ~np.isnan(y)
+        if not keep.all():
+            block, y = block[keep], y[keep]
+        bad = ~np.isfinite(block)
+        if bad.any():
+            gaps = np.isnan(block)
+            if (bad & ~gaps).any():
+                r, j = np.argwhere(bad & ~gaps)[0]
+                row = n_read + int(np.flatnonzero(keep)[r]) + 1
+                raise InputError(f"{source.path}, data row {row}, column {features[j]!r}: value "
+                                 f"{block[r, j]} is not finite")
+            missing += gaps.sum(axis=0)
+        for j, name in enumerate(features):
+            if name in present:
+                codes = block[:, j]
+                present[name].update(np.unique(codes[~np.isnan(codes)]).astype(np.int64).tolist())
         store.append(block)
-        targets.append(y[keep])
+        targets.append(y)
         n_read += batch.num_rows
     target_values = np.concatenate(targets) if targets else np.empty(0)
     flags = {name: np.isin(np.arange(len(text_indices[name])), sorted(present[name])) for name in text_indices}
@@ -178,7 +188,7 @@ def _learn_and_encode(source, features, target, types, declared, task, classify_
                       target_index, text_indices, missing, present, n_read, memmap_dir, say):
     if n_read == 0:
         raise InputError(f"{source.path} has a header row but no data rows")
-    n = raw.shape[0]
+    n = sum(len(chunk) for chunk in raw)
     if n == 0:
         raise InputError(f"target column {target!r} has no values: every one of its {n_read} cells is missing")
     if n < n_read:
@@ -198,9 +208,10 @@ def _learn_and_encode(source, features, target, types, declared, task, classify_
     raw_cols = [spec["_raw"] for spec in specs]
     value_cols = [i for i, spec in enumerate(specs) if spec["kind"] != CATEGORICAL]
     stats = RunningStats(len(value_cols), n_train)
-    for start in range(0, n, CHUNK_ROWS):
-        canon = apply_luts(raw[start:start + CHUNK_ROWS], luts)[:, raw_cols]
-        stats.add(canon[~is_val[start:start + CHUNK_ROWS]][:, value_cols])
+    for start, chunk in _with_offsets(raw):
+        canon = apply_luts(chunk, luts, raw_cols)
+        val = is_val[start:start + len(chunk)]
+        stats.add((canon if not val.any() else canon[~val])[:, value_cols])
     mean, std = finish_specs(specs, stats, n_train)
     prep = Preprocessor(specs, mean, std)
 
@@ -208,18 +219,26 @@ def _learn_and_encode(source, features, target, types, declared, task, classify_
     table.X_train = _matrix(memmap_dir, "train", n_train, prep.width)
     table.X_val = _matrix(memmap_dir, "val", n - n_train, prep.width)
     t = v = 0
-    for start in range(0, n, CHUNK_ROWS):
-        encoded = prep.encode(apply_luts(raw[start:start + CHUNK_ROWS], luts)[:, raw_cols])
-        val = is_val[start:start + CHUNK_ROWS]
-        table.X_train[t:t + int((~val).sum())] = encoded[~val]
-        table.X_val[v:v + int(val.sum())] = encoded[val]
-        t += int((~val).sum())
-        v += int(val.sum())
+    for start, chunk in _with_offsets(raw):
+        encoded = prep.encode(apply_luts(chunk, luts, raw_cols))
+        val = is_val[start:start + len(chunk)]
+        n_val = int(val.sum())
+        table.X_train[t:t + len(chunk) - n_val] = encoded[~val] if n_val else encoded
+        table.X_val[v:v + n_val] = encoded[val]
+        t += len(chunk) - n_val
+        v += n_val
     table.y_train, table.y_val = y[~is_val], y[is_val]
     table.task, table.labels, table.prep, table.ignored = task, labels, prep, ignored
     table.n_read, table.n_rows = n_read, n
     table.target_kind = "text" if isinstance(labels, list) and labels and isinstance(labels[0], str) else "number"
     return table
+
+
+def _with_offsets(chunks):
+    start = 0
+    for chunk in chunks:
+        yield start, chunk
+        start += len(chunk)
 
 
 def _matrix(memmap_dir, part, rows, cols):
