@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -69,6 +70,13 @@ def main():
     args = parser.parse_args()
 
     folder = tempfile.mkdtemp(prefix="neurocore-bench-cli-")
+    try:
+        run(args, folder)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def run(args, folder):
     path = os.path.join(folder, "data.csv")
     write_csv(path, args.rows, args.cols)
     megabytes = os.path.getsize(path) / 1e6

@@ -209,12 +209,14 @@ def _values(array, dtype):
     return np.frombuffer(array.buffers()[1], dtype=dtype)[array.offset:array.offset + len(array)]
 
 
-def number_column(array):
-    """float64 values of a float64 pyarrow array; NaN where missing."""
-    values = _values(array, np.float64).copy()
+def number_column(array, out=None):
+    """float64 values of a float64 pyarrow array, NaN where missing (into ``out`` when given)."""
+    if out is None:
+        out = np.empty(len(array), dtype=np.float64)
+    out[:] = _values(array, np.float64)
     if array.null_count:
-        values[~_valid(array)] = np.nan
-    return values
+        out[~_valid(array)] = np.nan
+    return out
 
 
 def text_codes(array, index, grow=True):

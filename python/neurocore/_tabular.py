@@ -20,7 +20,7 @@ TRUE_WORDS = frozenset({"true", "t", "yes", "y"})
 FALSE_WORDS = frozenset({"false", "f", "no", "n"})
 MAX_AUTO_CATEGORIES = 100  # an undeclared text column with more distinct values is refused (free text?)
 MAX_STRAY_TEXTS = 3  # a numeric column with at most this many distinct non-numbers is refused (NA marks?)
-MEDIAN_SAMPLE_ROWS = 200_000  # medians are exact up to this many training rows, else from an even sample
+MEDIAN_SAMPLE_ROWS = 100_000  # medians are exact up to this many training rows, else from an even sample
 
 
 def parse_number(text):

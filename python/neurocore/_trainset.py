@@ -83,7 +83,7 @@ def _read(source, features, target, types, store, progress):
         for j, name in enumerate(features):
             array = batch.column(name)
             if types[name] == "number":
-                block[:, j] = number_column(array)
+                number_column(array, out=block[:, j])
             else:
                 block[:, j] = text_codes(array, text_indices[name])
         keep = ~np.isnan(y)
