@@ -13,7 +13,7 @@ import re
 import numpy as np
 
 EXTRA_HINT = 'pip install "neurocore[csv]"'
-DEFAULT_BLOCK_SIZE = 4 << 20  # bytes of CSV per record batch
+DEFAULT_BLOCK_SIZE = 1 << 20  # bytes of CSV per record batch: larger blocks let pyarrow read far ahead (memory)
 
 
 class InputError(Exception):

@@ -231,7 +231,7 @@ class RunningStats:
         self.m2 = self.m2 + m2 + delta**2 * self.count * count / safe
         self.count = total
         first = (-self.seen) % self.step
-        self.sample.append(values[first::self.step])
+        self.sample.append(values[first::self.step].copy())  # a copy: a strided view would keep the chunk
         self.seen += len(values)
 
     def medians(self):

@@ -17,7 +17,7 @@ from ._csvread import InputError, NotANumber, number_column, text_codes
 from ._tabular import (CATEGORICAL, Preprocessor, RunningStats, apply_luts, decide_kinds, finish_specs,
                        parse_number)
 
-CHUNK_ROWS = 1 << 16  # rows per chunk in passes 2 and 3
+CHUNK_ROWS = 1 << 14  # rows per chunk of a memory-mapped table in passes 2 and 3
 
 
 class _RowStore:
