@@ -77,7 +77,7 @@ def test_messy_csv_trains(messy):
     data, _, model, (code, out, err) = messy
     assert code == 0, err
     assert data.read_bytes().startswith(b"\xef\xbb\xbf") and b"\r\n" in data.read_bytes()
-    assert accuracy_of((code, out, err)) >= 0.72  # the labels are noisy: the true model scores ~0.80
+    assert accuracy_of((code, out, err)) >= 0.72  # noisy labels: the generating model itself scores ~0.83
 
 
 def test_messy_csv_preprocessing_file(messy):

@@ -9,13 +9,13 @@ beside the model (deleted afterwards); ``fit`` trains from a float32 memmap with
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from ._csvread import InputError, NotANumber, number_column, text_codes
-from ._tabular import (CATEGORICAL, Preprocessor, RunningStats, apply_luts, decide_kinds, finish_specs,
-                       parse_number)
+from ._tabular import CATEGORICAL, Preprocessor, RunningStats, apply_luts, decide_kinds, finish_specs, parse_number
 
 CHUNK_ROWS = 1 << 14  # rows per chunk of a memory-mapped table in passes 2 and 3
 
@@ -46,8 +46,20 @@ class _RowStore:
         return [rows[start:start + CHUNK_ROWS] for start in range(0, self.rows, CHUNK_ROWS)]
 
 
+@dataclass
 class TrainingTable:
-    """The result: X_train/X_val (float32), y_train/y_val, the Preprocessor, and what was read."""
+    """What :func:`build` returns."""
+
+    X_train: np.ndarray  # (n_train, width) float32, in memory or a memmap
+    X_val: np.ndarray
+    y_train: np.ndarray  # class indices (int64) or values (float64)
+    y_val: np.ndarray
+    task: str  # 'classify' or 'regress'
+    labels: list | None  # class names: strings for a text target, floats for a numeric one
+    prep: Preprocessor
+    ignored: list  # (column, why) left out by the data itself
+    n_read: int  # data rows in the file
+    n_rows: int  # rows with a target
 
 
 def available_memory():
@@ -215,22 +227,18 @@ def _learn_and_encode(source, features, target, types, declared, task, classify_
     mean, std = finish_specs(specs, stats, n_train)
     prep = Preprocessor(specs, mean, std)
 
-    table = TrainingTable()
-    table.X_train = _matrix(memmap_dir, "train", n_train, prep.width)
-    table.X_val = _matrix(memmap_dir, "val", n - n_train, prep.width)
+    X_train = _matrix(memmap_dir, "train", n_train, prep.width)
+    X_val = _matrix(memmap_dir, "val", n - n_train, prep.width)
     t = v = 0
     for start, chunk in _with_offsets(raw):
         encoded = prep.encode(apply_luts(chunk, luts, raw_cols))
         val = is_val[start:start + len(chunk)]
         n_val = int(val.sum())
-        table.X_train[t:t + len(chunk) - n_val] = encoded[~val] if n_val else encoded
-        table.X_val[v:v + n_val] = encoded[val]
+        X_train[t:t + len(chunk) - n_val] = encoded[~val] if n_val else encoded
+        X_val[v:v + n_val] = encoded[val]
         t += len(chunk) - n_val
         v += n_val
-    table.y_train, table.y_val = y[~is_val], y[is_val]
-    table.task, table.labels, table.prep, table.ignored = task, labels, prep, ignored
-    table.n_read, table.n_rows = n_read, n
-    table.target_kind = "text" if isinstance(labels, list) and labels and isinstance(labels[0], str) else "number"
+    table = TrainingTable(X_train, X_val, y[~is_val], y[is_val], task, labels, prep, ignored, n_read, n)
     return table
 
 

@@ -535,10 +535,13 @@ example (examples/messy_csv.py writes this file; the tests train on it):
   $ python examples/messy_csv.py churn.csv 5000
   $ head -3 churn.csv
   customer_id,age,city,plan,tenure_months,monthly_charges,support_calls,payment,region,paperless,notes,survey_version,churn
-  C100000,63,Lille,basic,57,86.81,0,card,2,yes,,3,no
-  C100001,40,Lyon,standard,4,30.13,1,"bank transfer",3,no,,3,no
+  C100000,70,Lyon,basic,65,108.52,4,,1,yes,,3,yes
+  C100001,57,Nantes,premium,52,89.06,2,"bank transfer",3,no,,3,no
   $ neurocore train churn.csv --target churn --ignore customer_id --categorical region \\
         --na-values '?' --epochs 20 --out churn.npz
+  ...
+  columns: 5 numeric, 4 categorical, 1 boolean -> 29 inputs; missing cells in 'age', 'city', ...
+  validation accuracy: 0.8050 (loss 0.4204, 1000 rows)
   $ neurocore predict churn.npz churn.csv --out predictions.csv   # one column: yes / no"""
 
 
