@@ -95,7 +95,7 @@ class Preprocessor:
                 out[:, j] = lookup[dictionary_indices(array)]
             else:
                 out[:, j] = text_codes(array, self._indices[j], grow=False)
-            unknown = int(np.count_nonzero(out[:, j] == -1))
+            unknown = int(np.count_nonzero(out[:, j] == -1)) if spec["kind"] != NUMERIC else 0
             if unknown:
                 unseen[spec["name"]] = unseen.get(spec["name"], 0) + unknown
                 if spec["kind"] == BOOLEAN:  # an unknown word in a boolean column counts as missing
