@@ -249,6 +249,17 @@ def test_rows_with_missing_target_are_dropped_and_counted(reader, tmp_path):
     assert prep["task"] == "regress"
 
 
+def test_predict_warns_only_about_text_it_has_not_seen(reader, tmp_path):
+    """-1 is a number like any other (unseen categories are coded -1 inside): no warning for it."""
+    rows = "\n".join(f"{(i % 5) - 2},{'ab'[i % 2]},{i % 2}" for i in range(40))
+    code, _, err, _ = train_csv(tmp_path, "x,c,y\n" + rows + "\n")
+    assert code == 0, err
+    data = write_rows(tmp_path / "new.csv", [["x", "c"], ["-1", "a"], ["-1", "z"], ["-1", ""]])
+    _, predicted, err = predictions(tmp_path / "m.npz", data, tmp_path)
+    assert len(predicted) == 3
+    assert "1 cells held values not seen in training (c: 1)" in err
+
+
 def test_a_column_numeric_at_first_and_text_later_is_read_again_as_text(reader, tmp_path):
     rows = [f"{i % 3},{i % 2}" for i in range(400)] + [f"{'abcde'[i % 5]},{i % 2}" for i in range(400)]
     code, out, err, prep = train_csv(tmp_path, "code,y\n" + "\n".join(rows) + "\n", "--block-size", "1024")
