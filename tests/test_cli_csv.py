@@ -14,7 +14,9 @@ from contextlib import redirect_stderr, redirect_stdout
 
 import numpy as np
 import pytest
-from reliability import under_sanitizer
+from hypothesis import given
+from hypothesis import strategies as st
+from reliability import property_settings, under_sanitizer
 
 import neurocore.cli as cli
 from neurocore.cli import PREPROCESS_SUFFIX, main
@@ -322,6 +324,31 @@ def test_bad_input_gives_one_clear_line(reader, tmp_path, text, extra, message):
     assert err.startswith("neurocore train: error: ")
     assert len(err.splitlines()) == 1, err
     assert message in err
+
+
+CELLS = st.sampled_from(["", "NA", "?", "nan", "inf", "-1", "0", "1", "2.5", "1e308", "1e999", "yes", "No",
+                          "TRUE", "abc", "a,b", 'say "hi"', "line\nbreak", " 3 ", "\u00e9t\u00e9", "-0", "0x1"])
+
+
+@property_settings(25)
+@given(header=st.lists(st.sampled_from(["a", "b", "c", "y", "a"]), min_size=1, max_size=4),
+       rows=st.lists(st.lists(CELLS, min_size=0, max_size=5), max_size=12),
+       extra=st.sampled_from([(), ("--categorical", "a"), ("--na-values", "?"), ("--task", "regress"),
+                              ("--ignore", "b")]))
+def test_any_small_csv_trains_or_gives_one_error_line(reader, tmp_path_factory, header, rows, extra):
+    """Random cells, ragged rows, odd texts: exit 0, or exit 2 with one line; never a traceback."""
+    folder = tmp_path_factory.mktemp("garbage")
+    with open(folder / "d.csv", "w", newline="", encoding="utf-8") as f:
+        csv.writer(f).writerows([header, *rows])
+    code, out, err, _ = train_csv(folder, (folder / "d.csv").read_text(encoding="utf-8"), *extra)
+    assert code in (0, 2), err
+    if code == 2:
+        assert out == "" or out.startswith(("dropped", "column")), out
+        assert err.startswith("neurocore train: error: ") and err.count("\n") == 1, err
+    else:
+        assert "validation" in out
+        _, predicted, _ = predictions(folder / "m.npz", folder / "data.csv", folder)
+        assert len(predicted) == sum(1 for row in read_rows(folder / "data.csv")[1:] if row)
 
 
 # --------------------------------------------------------------------------- the csv extra

@@ -1,8 +1,10 @@
 """Command-line interface: ``neurocore [demo | train | predict | info]``.
 
 ``neurocore`` (or ``python -m neurocore``) with no arguments runs the digits demo.
-User errors (a missing file, an unknown column, a non-numeric cell, ...) print one
-message on stderr and exit with status 2; :func:`main` returns the exit status.
+User errors (a missing file, an unknown column, a stray text in a numeric column, ...) print
+one message on stderr and exit with status 2; :func:`main` returns the exit status.
+Reading CSV files (train, predict) needs pyarrow, the ``csv`` extra: _csvread reads, _tabular
+learns and applies the preprocessing, _trainset builds the training matrices.
 """
 
 from __future__ import annotations
@@ -32,8 +34,8 @@ PREPROCESS_SUFFIX = ".preprocess.json"
 
 _PREPROCESS_FORMAT = "neurocore-cli-preprocess"
 _PREPROCESS_VERSION = 2
-PROGRESS_MIN_BYTES = 1 << 20
-_PREDICT_ROWS = 8192  # rows per forward pass in predict: fewer thread fork/joins than predict's default 1024  # smaller files are read in a blink: no progress bar
+PROGRESS_MIN_BYTES = 1 << 20  # smaller files are read in a blink: no progress bar
+_PREDICT_ROWS = 8192  # rows per forward pass in predict: fewer thread fork/joins than predict's default 1024
 _MAX_AUTO_CLASSES = 20  # an integer target with at most this many values is a class label
 _VALIDATION_FRACTION = 0.2
 _ACTIVATIONS = ("relu", "tanh", "sigmoid", "leaky_relu")
