@@ -26,7 +26,7 @@ class _RowStore:
     def __init__(self, n_cols, path=None):
         self.n_cols, self.path, self.rows = n_cols, path, 0
         self.parts = []
-        self.file = open(path, "wb") if path is not None else None
+        self.file = _create(path, lambda: open(path, "wb")) if path is not None else None
 
     def append(self, block):
         if self.file is not None:
@@ -242,6 +242,14 @@ def _learn_and_encode(source, features, target, types, declared, task, classify_
     return table
 
 
+def _create(path, make):
+    try:
+        return make()
+    except OSError as exc:
+        raise InputError(f"cannot create the temporary file {path} for the memory-mapped matrices: "
+                         f"{exc.strerror or exc}") from None
+
+
 def _with_offsets(chunks):
     start = 0
     for chunk in chunks:
@@ -253,7 +261,7 @@ def _matrix(memmap_dir, part, rows, cols):
     if memmap_dir is None or rows == 0:
         return np.empty((rows, cols), dtype=np.float32)
     path = Path(memmap_dir) / f".neurocore-{os.getpid()}.{part}.tmp"
-    matrix = np.memmap(path, dtype=np.float32, mode="w+", shape=(rows, cols))
+    matrix = _create(path, lambda: np.memmap(path, dtype=np.float32, mode="w+", shape=(rows, cols)))
     try:
         os.unlink(path)  # the mapping keeps the data; the disk space returns when the matrix is freed
     except OSError:  # a system that cannot delete an open file: the file stays, named after this process
