@@ -3,15 +3,6 @@
 
 namespace act_detail {
 
-// Rows per thread below which a fork/join costs more than it saves (about 16k elements of work).
-inline int row_threads(index_t rows, index_t cols, int threads) {
-    const index_t per_thread = 16384;
-    index_t t = (rows * cols) / per_thread;
-    if (t > threads) t = threads;
-    if (t > rows) t = rows;
-    return t < 1 ? 1 : int(t);
-}
-
 // y[i] = f(x[i]) over n elements; the tail goes through a zero-padded vector so f sees whole vectors.
 template <typename T, typename F>
 void map1(T* y, const T* x, index_t n, F f) {
@@ -87,16 +78,16 @@ template <typename T>
 void act_forward(T* y, const T* x, index_t rows, index_t cols, nc::Act act, T alpha, int threads) {
     using namespace act_detail;
     using V = Vec<T>;
-    const int nt = row_threads(rows, cols, threads);
     if (act == nc::Act::softmax) {
-#pragma omp parallel for num_threads(nt) if (nt > 1) schedule(static)
-        for (index_t r = 0; r < rows; ++r) softmax_row(y + r * cols, x + r * cols, cols);
+        parallel_rows(rows, cols, threads, [&](index_t r0, index_t r1) {
+            for (index_t r = r0; r < r1; ++r) softmax_row(y + r * cols, x + r * cols, cols);
+        });
         return;
     }
     const V alpha_v = V::set1(alpha);
-#pragma omp parallel for num_threads(nt) if (nt > 1) schedule(static)
-    for (index_t r = 0; r < rows; ++r)
-        map1(y + r * cols, x + r * cols, cols, [&](V v) { return act_apply(v, act, alpha_v); });
+    parallel_rows(rows, cols, threads, [&](index_t r0, index_t r1) {   // rows are contiguous: one stream
+        map1(y + r0 * cols, x + r0 * cols, (r1 - r0) * cols, [&](V v) { return act_apply(v, act, alpha_v); });
+    });
 }
 
 // dx (rows, cols) = dL/dx from y = act(x) (rows, cols) and dy; dx may alias dy.
@@ -105,39 +96,43 @@ void act_backward(T* dx, const T* y, const T* dy, index_t rows, index_t cols, nc
                   int threads) {
     using namespace act_detail;
     using V = Vec<T>;
-    const int nt = row_threads(rows, cols, threads);
     if (act == nc::Act::softmax) {
-#pragma omp parallel for num_threads(nt) if (nt > 1) schedule(static)
-        for (index_t r = 0; r < rows; ++r) softmax_backward_row(dx + r * cols, y + r * cols, dy + r * cols, cols);
+        parallel_rows(rows, cols, threads, [&](index_t r0, index_t r1) {
+            for (index_t r = r0; r < r1; ++r) softmax_backward_row(dx + r * cols, y + r * cols, dy + r * cols, cols);
+        });
         return;
     }
     const V alpha_v = V::set1(alpha);
-#pragma omp parallel for num_threads(nt) if (nt > 1) schedule(static)
-    for (index_t r = 0; r < rows; ++r)
-        map2(dx + r * cols, y + r * cols, dy + r * cols, cols,
+    parallel_rows(rows, cols, threads, [&](index_t r0, index_t r1) {
+        const index_t off = r0 * cols;
+        map2(dx + off, y + off, dy + off, (r1 - r0) * cols,
              [&](V yv, V dyv) { return act_derivative_apply(yv, dyv, act, alpha_v); });
+    });
 }
 
 // db (cols,) = column sums of dy (rows, cols); each column sums its rows in order, whatever the threads.
+// The tasks are blocks of vector-wide columns.
 template <typename T>
 void bias_grad(T* db, const T* dy, index_t rows, index_t cols, int threads) {
     using V = Vec<T>;
-    const index_t blocks = (cols + V::lanes - 1) / V::lanes;
-    const int nt = act_detail::row_threads(rows, cols, threads) < int(blocks) ? act_detail::row_threads(rows, cols, threads)
-                                                                            : int(blocks);
-#pragma omp parallel for num_threads(nt) if (nt > 1) schedule(static)
-    for (index_t b = 0; b < blocks; ++b) {
-        const index_t j = b * V::lanes;
-        if (j + V::lanes <= cols) {
-            V acc = V::zero();
-            for (index_t r = 0; r < rows; ++r) acc = acc + V::load(dy + r * cols + j);
-            acc.store(db + j);
-        } else {
-            for (index_t q = j; q < cols; ++q) {
-                T s = T(0);
-                for (index_t r = 0; r < rows; ++r) s += dy[r * cols + q];
-                db[q] = s;
+    const index_t vectors = (cols + V::lanes - 1) / V::lanes;
+    const index_t work = rows * V::lanes;   // elements summed per vector of columns
+    const index_t per = work < kRowBlockElems ? kRowBlockElems / work : 1;   // vectors per task
+    const int nt = int(parallel_detail::min_i(index_t(row_threads(rows, cols, threads)), vectors));
+    parallel_tasks((vectors + per - 1) / per, nt, [&](index_t task, int) {
+        for (index_t b = task * per; b < parallel_detail::min_i(vectors, (task + 1) * per); ++b) {
+            const index_t j = b * V::lanes;
+            if (j + V::lanes <= cols) {
+                V acc = V::zero();
+                for (index_t r = 0; r < rows; ++r) acc = acc + V::load(dy + r * cols + j);
+                acc.store(db + j);
+            } else {
+                for (index_t q = j; q < cols; ++q) {
+                    T s = T(0);
+                    for (index_t r = 0; r < rows; ++r) s += dy[r * cols + q];
+                    db[q] = s;
+                }
             }
         }
-    }
+    });
 }

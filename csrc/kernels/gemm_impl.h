@@ -6,9 +6,6 @@
 #include <string.h>
 
 #include <stdexcept>
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 
 namespace gemm_detail {
 
@@ -325,32 +322,77 @@ void gemv_row(const nc::GemmCall<T>& g) {
     }
 }
 
-// Which way to split C between nt threads. Every thread packs its own copy of the operand it shares:
-// column slices each pack all of A (m x k), row slices each pack all of B (k x n; nothing when a
-// slice is thin enough to read B in place). The estimate per thread is its FLOPs plus ~32 FLOPs per
-// packed element (a packed element costs about as long as 32 FLOPs of the micro-kernel).
+// Estimated cost of one slice of C (rows x cols) computed by gemm_block: its FLOPs plus ~32 FLOPs per
+// element it packs (a packed element costs about as long as 32 FLOPs of the micro-kernel). A column
+// slice packs its own copy of A (none when read in place) and a row slice its own copy of B.
 template <typename T>
-bool split_columns(const nc::GemmCall<T>& g, int nt, index_t n_panels, index_t m_panels) {
+double slice_cost(const nc::GemmCall<T>& g, index_t rows, index_t cols) {
+    constexpr int NR = kNR<T>;
+    const bool direct_b = g.csb == 1 && rows <= kDirectBMaxRows;
+    const bool direct_a = g.csa == 1 && !g.gather_i && !g.gather_k && (cols + NR - 1) / NR <= kDirectAMaxPanels;
+    const double k = double(g.k), col_blocks = double((cols + Tile<T>::nc - 1) / Tile<T>::nc);
+    const double packed = (direct_a ? 0.0 : double(rows) * k * col_blocks) + (direct_b ? 0.0 : k * double(cols));
+    return 2.0 * double(rows) * double(cols) * k + 32.0 * packed;
+}
+
+// How C is cut into tasks: slices of `per` panels (NR columns or MR rows) along one dimension.
+struct Split {
+    bool columns;
+    index_t per, slices;
+};
+
+// Estimated time of a split on nt threads on a quiet machine: equal slices taken in order (round
+// robin), the last one possibly smaller.
+template <typename T>
+double split_time(const nc::GemmCall<T>& g, bool columns, index_t per, int nt) {
     constexpr int MR = kMR<T>, NR = kNR<T>;
-    if (m_panels < nt) return true;
-    if (n_panels < nt) return false;
-    const double pack = 32.0, k = double(g.k);
-    const double cols = double(min_i((n_panels + nt - 1) / nt * NR, g.n));
-    const double rows = double(min_i((m_panels + nt - 1) / nt * MR, g.m));
-    const bool direct_all = g.csb == 1 && g.m <= kDirectBMaxRows;
-    const bool direct_slice = g.csb == 1 && rows <= double(kDirectBMaxRows);
-    const double by_cols = 2.0 * double(g.m) * k * cols + pack * (double(g.m) * k + (direct_all ? 0.0 : k * cols));
-    const double by_rows = 2.0 * rows * k * double(g.n) + pack * (rows * k + (direct_slice ? 0.0 : k * double(g.n)));
-    return by_cols <= by_rows;
+    const index_t len = columns ? g.n : g.m, step = per * (columns ? NR : MR);
+    const index_t slices = (len + step - 1) / step, last_len = len - (slices - 1) * step;
+    const double full = columns ? slice_cost(g, g.m, step) : slice_cost(g, step, g.n);
+    const double last = columns ? slice_cost(g, g.m, last_len) : slice_cost(g, last_len, g.n);
+    const index_t q = slices / nt, r = slices % nt;
+    const double most = double(r ? q + 1 : q) * full;   // the busiest threads' share
+    return (r ? r : nt) == 1 ? most - (full - last) : most;   // one busiest thread: it holds the last slice
+}
+
+// The split for nt threads: the fastest estimate, and among those within 2% of it the one with the
+// most slices, so that a thread that loses its core for a while leaves little for the others to wait
+// on. Every element's sum runs in the same order whatever the split (tiles start at multiples of MR
+// and NR, K is cut into the same KC slices), so this choice never changes a result.
+template <typename T>
+Split choose_split(const nc::GemmCall<T>& g, int nt) {
+    constexpr int MR = kMR<T>, NR = kNR<T>;
+    Split best{true, (g.n + NR - 1) / NR, 1};
+    if (nt <= 1) return best;
+    double best_time = 1e300;
+    Split cand[2 * 6];
+    double cand_time[2 * 6];
+    int count = 0;
+    for (const bool columns : {true, false}) {
+        const index_t panels = columns ? (g.n + NR - 1) / NR : (g.m + MR - 1) / MR;
+        for (const int mult : {1, 2, 3, 4, 6, 8}) {
+            const index_t target = parallel_detail::min_i(panels, index_t(nt) * mult);
+            const index_t per = (panels + target - 1) / target;
+            cand[count] = Split{columns, per, (panels + per - 1) / per};
+            cand_time[count] = split_time<T>(g, columns, per, nt);
+            best_time = cand_time[count] < best_time ? cand_time[count] : best_time;
+            ++count;
+        }
+    }
+    best.slices = 0;
+    for (int c = 0; c < count; ++c)
+        if (cand_time[c] <= best_time * 1.02 && cand[c].slices > best.slices) best = cand[c];
+    return best;
 }
 
 }  // namespace gemm_detail
 
 // C (m, n) = act(op(A) (m, k) . op(B) (k, n) + bias). The workspace belongs to the caller (the network's
 // preallocated one, or a per-call buffer) and must hold gemm_workspace_elems(m, n, k, threads) elements.
-// Threads split C into column or row slices (split_columns), each computed start to finish by one
-// thread with its own packing buffers: no barrier inside the product, so a thread that loses its
-// core for a while delays only its own slice, and every element's sum runs in the same order.
+// C is cut into column or row slices (choose_split), each computed start to finish by one thread with
+// its own packing buffers; the threads take slices from a shared counter (parallel_tasks). No barrier
+// inside the product: a thread that loses its core for a while just takes fewer slices, and every
+// element's sum runs in the same order whoever computes it.
 template <typename T>
 void gemm(const nc::GemmCall<T>& g, T* workspace, index_t workspace_elems, int threads) {
     using namespace gemm_detail;
@@ -368,25 +410,13 @@ void gemm(const nc::GemmCall<T>& g, T* workspace, index_t workspace_elems, int t
     while (nt > 1 && workspace_elems < per_thread * nt) --nt;   // a workspace sized for fewer threads
     if (workspace == nullptr || workspace_elems < per_thread)   // a caller's bug: never compute garbage
         throw std::logic_error("gemm: workspace smaller than gemm_workspace_elems()");
-    const index_t n_panels = (g.n + NR - 1) / NR, m_panels = (g.m + MR - 1) / MR;
-    const bool split_n = split_columns<T>(g, nt, n_panels, m_panels);
-    auto slice = [&](int t) {
-        T* a_pack = workspace + per_thread * t;
+    const Split split = choose_split<T>(g, nt);
+    parallel_tasks(split.slices, nt, [&](index_t s, int thread) {
+        T* a_pack = workspace + per_thread * thread;
         T* b_pack = a_pack + min_i(Tile<T>::mc, round_up(g.m, MR)) * min_i(Tile<T>::kc, g.k);
         b_pack += (64 - reinterpret_cast<uintptr_t>(b_pack) % 64) % 64 / sizeof(T);
-        const index_t panels = split_n ? n_panels : m_panels;
-        const index_t p0 = panels * t / nt, p1 = panels * (t + 1) / nt;
-        if (p0 == p1) return;
-        if (split_n) gemm_block(g, 0, g.m, p0 * NR, min_i(p1 * NR, g.n), a_pack, b_pack);
+        const index_t p0 = s * split.per, p1 = p0 + split.per;
+        if (split.columns) gemm_block(g, 0, g.m, p0 * NR, min_i(p1 * NR, g.n), a_pack, b_pack);
         else gemm_block(g, p0 * MR, min_i(p1 * MR, g.m), 0, g.n, a_pack, b_pack);
-    };
-#ifdef _OPENMP
-    if (nt > 1) {
-#pragma omp parallel num_threads(nt)
-        slice(omp_get_thread_num());
-        return;
-    }
-#endif
-    slice(0);   // no parallel region at all: its fork/join is a visible cost on small products
-    (void)nt;
+    });
 }

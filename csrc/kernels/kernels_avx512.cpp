@@ -6,6 +6,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include <atomic>
 #include <stdexcept>
 #ifdef _OPENMP
 #include <omp.h>

@@ -1,6 +1,7 @@
 // The kernel set, compiled once per ISA: each kernels_<isa>.cpp includes this inside its own namespace
 // after defining Vec<T> and Tile<T>, then exports the tables. Everything here is a template or an inline
 // function of that namespace, so no ISA copy can be swapped for another by the linker (numpy#25274).
+#include "parallel_impl.h"
 #include "math_impl.h"
 #include "gemm_impl.h"
 #include "activation_impl.h"

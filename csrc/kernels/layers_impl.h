@@ -30,11 +30,11 @@ inline uint32_t uniform24(uint32_t rk, index_t c) { return mix32(rk ^ (uint32_t(
 template <typename T>
 void gelu_backward(T* dx, const T* x, const T* dy, index_t rows, index_t cols, int threads) {
     using V = Vec<T>;
-    const int nt = act_detail::row_threads(rows, cols, threads);
-#pragma omp parallel for num_threads(nt) if (nt > 1) schedule(static)
-    for (index_t r = 0; r < rows; ++r)
-        act_detail::map2(dx + r * cols, x + r * cols, dy + r * cols, cols,
+    parallel_rows(rows, cols, threads, [&](index_t r0, index_t r1) {
+        const index_t off = r0 * cols;
+        act_detail::map2(dx + off, x + off, dy + off, (r1 - r0) * cols,
                          [](V xv, V dyv) { return dyv * vgelu_derivative(xv); });
+    });
 }
 
 // y = x * mask, mask (rows, cols) in {0, 1/(1-p)}: inverted dropout with drop probability p.
@@ -43,16 +43,16 @@ void dropout_forward(T* y, T* mask, const T* x, index_t rows, index_t cols, doub
     using namespace layers_detail;
     const uint32_t threshold = uint32_t(p * 16777216.0);
     const T keep_scale = T(1.0 / (1.0 - p));
-    const int nt = act_detail::row_threads(rows, cols, threads);
-#pragma omp parallel for num_threads(nt) if (nt > 1) schedule(static)
-    for (index_t r = 0; r < rows; ++r) {
-        const uint32_t rk = row_key(key, r);
-        for (index_t c = 0; c < cols; ++c) {
-            const T m = uniform24(rk, c) >= threshold ? keep_scale : T(0);
-            mask[r * cols + c] = m;
-            y[r * cols + c] = x[r * cols + c] * m;
+    parallel_rows(rows, cols, threads, [&](index_t r0, index_t r1) {
+        for (index_t r = r0; r < r1; ++r) {
+            const uint32_t rk = row_key(key, r);
+            for (index_t c = 0; c < cols; ++c) {
+                const T m = uniform24(rk, c) >= threshold ? keep_scale : T(0);
+                mask[r * cols + c] = m;
+                y[r * cols + c] = x[r * cols + c] * m;
+            }
         }
-    }
+    });
 }
 
 // out (n,) = a * b

@@ -11,13 +11,13 @@ template <typename T, typename F>
 void for_each_vector(T* param, const T* grad, T* s1, T* s2, index_t n, int threads, F f) {
     using V = Vec<T>;
     const index_t blocks = n / V::lanes;
-    int nt = int(n / 32768);
-    nt = nt > threads ? threads : (nt < 1 ? 1 : nt);
-#pragma omp parallel for num_threads(nt) if (nt > 1) schedule(static)
-    for (index_t b = 0; b < blocks; ++b) {
-        const index_t i = b * V::lanes;
-        f(param + i, grad + i, s1 ? s1 + i : nullptr, s2 ? s2 + i : nullptr);
-    }
+    // one vector per row, so the row blocks and the thread count follow the element count
+    parallel_rows(blocks, V::lanes, threads, [&](index_t b0, index_t b1) {
+        for (index_t b = b0; b < b1; ++b) {
+            const index_t i = b * V::lanes;
+            f(param + i, grad + i, s1 ? s1 + i : nullptr, s2 ? s2 + i : nullptr);
+        }
+    });
     const index_t tail = blocks * V::lanes;
     if (tail < n) {
         T pb[V::lanes] = {}, gb[V::lanes] = {}, ab[V::lanes] = {}, bb[V::lanes] = {};
