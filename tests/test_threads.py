@@ -143,3 +143,99 @@ def test_concurrent_models_in_python_threads(dtype):
         assert concurrent[i] is not None
         for j, (a, b) in enumerate(zip(sequential[i], concurrent[i])):
             assert np.array_equal(a, b), f"model {i} array {j} differs when trained concurrently"
+
+
+# The GEMM and the row kernels share their work out dynamically (a slow thread takes fewer slices or row
+# blocks). Shapes that make the GEMM cut C along each dimension, with ragged last slices, A and B read in
+# place or packed, and more than one KC slice: every split must give the one-thread bits.
+GEMM_SPLIT_SHAPES = [(301, 263, 517), (64, 1024, 300), (1000, 40, 129), (37, 700, 33), (130, 16, 800), (7, 5000, 19)]
+
+
+@pytest.mark.parametrize("shape", GEMM_SPLIT_SHAPES, ids=lambda s: "x".join(map(str, s)))
+def test_gemm_dynamic_split_bitwise_across_threads(isa, shape, restore_threads):
+    rng = np.random.default_rng(7)
+    m, n, k = shape
+    a = rng.standard_normal((m, k)).astype(np.float32)
+    at = np.ascontiguousarray(a.T)
+    b = rng.standard_normal((k, n)).astype(np.float32)
+    bt = np.ascontiguousarray(b.T)
+    bias = rng.standard_normal(n).astype(np.float32)
+    results = per_thread_count(lambda: [nc._core.gemm(a, b, bias=bias, activation="relu"),
+                                        nc._core.gemm(at, b, trans_a=True), nc._core.gemm(a, bt, trans_b=True)])
+    assert_all_equal(results, "gemm")
+
+
+def test_results_do_not_depend_on_timing(restore_threads):
+    """Three Python threads run 3-thread GEMMs, activations and predictions at once on this 2-core machine,
+    so OpenMP threads are preempted at random and take slices in a different order every time: each result
+    must still be bitwise the one computed alone with one thread."""
+    import threading
+
+    rng = np.random.default_rng(8)
+    a = rng.standard_normal((300, 500)).astype(np.float32)
+    b = rng.standard_normal((500, 400)).astype(np.float32)
+    x = (4 * rng.standard_normal((600, 300))).astype(np.float32)
+
+    def work(net):
+        return [nc._core.gemm(a, b, activation="relu"), nc._core.activation_forward("sigmoid", x),
+                nc._core.activation_backward("tanh", x, x), net.predict(a, batch_size=128)]
+
+    nc.set_num_threads(1)
+    nets = [nc.Sequential([nc.Dense(500, 300), nc.Tanh(), nc.Dense(300, 10)], seed=0) for _ in range(3)]
+    expected = work(nets[0])
+    nc.set_num_threads(3)
+    results: list = [None] * 3
+    errors: list = []
+
+    def run(i):
+        try:
+            results[i] = [work(nets[i]) for _ in range(4)]
+        except Exception as exc:
+            errors.append(exc)
+
+    workers = [threading.Thread(target=run, args=(i,)) for i in range(3)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    assert not errors
+    for per_thread in results:
+        for got in per_thread:
+            for j, (e, g) in enumerate(zip(expected, got)):
+                assert np.array_equal(e, g), f"result {j} changed under contention"
+
+
+def test_repeated_predict_and_forward_are_bitwise_stable(dtype, restore_threads):
+    """predict and forward time one thread against all of them over their first calls and re-check later;
+    whatever they pick, every call returns the same bits (here with a short last chunk, which runs the
+    current favourite untimed)."""
+    nc.set_num_threads(2)
+    rng = np.random.default_rng(9)
+    x = rng.standard_normal((700, 256)).astype(dtype)
+    model = nc.Sequential([nc.Dense(256, 512), nc.ReLU(), nc.Dense(512, 64)], dtype=dtype.name, seed=0)
+    nc.set_num_threads(1)
+    want_predict = model.predict(x, batch_size=256)
+    want_forward = model.forward(x[:300])
+    nc.set_num_threads(2)
+    for _ in range(12):
+        assert np.array_equal(model.predict(x, batch_size=256), want_predict)
+    for _ in range(12):
+        assert np.array_equal(model.forward(x[:300]), want_forward)
+    gx = model.backward(np.ones((300, 64), dtype))   # the kept forward is intact after a tuned call
+    assert gx.shape == (300, 256) and np.all(np.isfinite(gx))
+
+
+def test_import_shortens_openmp_spin_only_for_the_import():
+    """neurocore loads libgomp with a short spin-wait but leaves the environment as it was; a user's own
+    GOMP_SPINCOUNT / OMP_WAIT_POLICY is kept."""
+    import os
+    import subprocess
+    import sys
+
+    code = "import os, neurocore; print(os.environ.get('GOMP_SPINCOUNT'), os.environ.get('OMP_WAIT_POLICY'))"
+    env = {k: v for k, v in os.environ.items() if k not in ("GOMP_SPINCOUNT", "OMP_WAIT_POLICY")}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["None", "None"]
+    out = subprocess.run([sys.executable, "-c", code], env=dict(env, GOMP_SPINCOUNT="123"), capture_output=True,
+                         text=True, check=True)
+    assert out.stdout.split() == ["123", "None"]

@@ -60,6 +60,12 @@ void Network<T>::ThreadTuner::record(int option, double seconds) {
 }
 
 template <typename T>
+int Network<T>::ThreadTuner::preferred(int max_threads) const {
+    if (samples[0] < 3 || samples[1] < 3) return max_threads;
+    return best_recent(1) <= best_recent(0) ? max_threads : 1;
+}
+
+template <typename T>
 Network<T>::Lock::Lock(Network& n) : net_(n) {
     if (n.busy_.exchange(true, std::memory_order_acquire))
         throw std::runtime_error("this model is already running in another thread; use one model per thread");
@@ -348,13 +354,41 @@ const T* Network<T>::run_backward(index_t rows, bool want_dx) {
     return g;
 }
 
+// Inference gets the training loop's choice between one thread and all of them (bitwise the same
+// results): calls of one row count are timed with both, then the faster runs, with a re-check every 64
+// calls. Another row count starts the comparison over; a call that is not `timed` (predict's short last
+// chunk) runs the current favourite.
+template <typename T>
+const T* Network<T>::run_forward_tuned(index_t rows, bool training, bool timed) {
+    const int max_threads = num_threads();
+    if (max_threads <= 1) return run_forward(rows, training);
+    struct ResetChoice {
+        int& choice;
+        ~ResetChoice() { choice = 0; }
+    } reset{thread_choice_};
+    if (!timed) {
+        thread_choice_ = infer_tuner_.preferred(max_threads);
+        return run_forward(rows, training);
+    }
+    if (rows != infer_rows_) {
+        infer_tuner_ = ThreadTuner{};
+        infer_rows_ = rows;
+    }
+    thread_choice_ = infer_tuner_.pick(max_threads);
+    const auto start = std::chrono::steady_clock::now();
+    const T* y = run_forward(rows, training);
+    infer_tuner_.record(infer_tuner_.option_of(thread_choice_),
+                        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+    return y;
+}
+
 template <typename T>
 const T* Network<T>::forward(const T* x, index_t rows, bool training) {
     reserve(rows);
     std::memcpy(input_.data(), x, sizeof(T) * size_t(rows * in_features_));   // backward() reads it later
     stage0_in_ = input_.data();
     stage0_rows_ = nullptr;
-    return run_forward(rows, training);
+    return run_forward_tuned(rows, training, true);
 }
 
 template <typename T>
@@ -373,7 +407,7 @@ void Network<T>::predict(const T* x, index_t rows, index_t chunk, T* out) {
         const index_t n = rows - start < chunk ? rows - start : chunk;
         stage0_in_ = x + start * in_features_;   // read in place: no backward follows
         stage0_rows_ = nullptr;
-        const T* y = run_forward(n, false);
+        const T* y = run_forward_tuned(n, false, n == chunk || start == 0);
         std::memcpy(out + start * out_features_, y, sizeof(T) * size_t(n * out_features_));
     }
     stage0_in_ = input_.data();

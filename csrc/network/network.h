@@ -129,6 +129,8 @@ class Network {
 
     void reserve(index_t rows);
     const T* run_forward(index_t rows, bool training);    // from stage0_in_ (input_, or the caller's rows)
+    // run_forward with predict/forward's thread choice (infer_tuner_); `timed`: a call that counts for it.
+    const T* run_forward_tuned(index_t rows, bool training, bool timed);
     const T* run_backward(index_t rows, bool want_dx);    // from grad_a_
     void update_trainable_ranges();
     index_t count_correct(const T* out, index_t rows, LossKind loss) const;
@@ -175,7 +177,11 @@ class Network {
         void record(int option, double seconds);
         double best_recent(int option) const;
         int option_of(int threads) const { return threads > 1 ? 1 : 0; }
+        int preferred(int max_threads) const;   // the faster option so far (all threads until both timed)
     } tuner_;
+    // predict and forward make the same choice, timing calls of one row count (infer_rows_).
+    ThreadTuner infer_tuner_;
+    index_t infer_rows_ = 0;
 };
 
 extern template class Network<float>;
