@@ -138,7 +138,12 @@ def child_env(threads: int, build: str | None) -> dict:
         env.pop(var, None)
     if build:
         env["PYTHONPATH"] = build
+    if ISA:
+        env["NEUROCORE_ISA"] = ISA
     return env
+
+
+ISA = ""   # --isa: force one kernel set in every build
 
 
 def run(code: str, arg, threads: int, build: str | None) -> dict:
@@ -241,7 +246,10 @@ def main():
     p.add_argument("--nets", default=",".join(NETS), help="floor: comma list of run.py's net keys")
     p.add_argument("--threads", default="1,2", help="floor: thread counts")
     p.add_argument("--quick", action="store_true", help="floor: run.py's quick sample counts")
+    p.add_argument("--isa", default="", help="force a kernel set (NEUROCORE_ISA) in every build")
     args = p.parse_args()
+    global ISA
+    ISA = args.isa
     args.threads = [int(t) for t in args.threads.split(",")]
     builds = args.builds or [None]
     {"numpy": mode_numpy, "busy": mode_busy, "floor": mode_floor}[args.mode](args, builds)
