@@ -15,8 +15,10 @@ numpy: one process, 2 threads on cores 0-1. Dense 256x1024->1024 + ReLU: ``model
 ``np.maximum(x @ W + b, 0)``. Each round runs three blocks of 20 calls: neurocore, NumPy right after
 it ("interleaved"), NumPy again ("alone": its pool warm, ours idle for a whole block); the best block
 of each kind over the rounds (default 7) gives us/NumPy and NumPy interleaved/alone.
-busy: ``taskset -c 1`` busy loop for the whole run; neurocore trains one epoch at a time in children
-pinned to core 0 (1 thread) and cores 0-1 (2 threads); the best epoch per child, the median over rounds.
+busy: ``taskset -c 1`` busy loop for the whole run; one process per build, on cores 0-1, trains epochs
+alternately at 1 and 2 threads: the ratio of adjacent epochs, whose median over all rounds is reported
+(adjacent epochs see the same background load; the single thread may run on either core, as a user's
+would).
 floor: per net of run.py, samples/s of fit against the same products (forward X.W, dW = X^T.dY, and
 dX = dY.W^T for every layer but the first) through NumPy's BLAS, preallocated outputs, nothing else,
 in a separate process at the same thread count: floor/ours in time, above 1 means faster than the floor.
@@ -94,6 +96,36 @@ for name, sizes, batch, n in spec["nets"]:
         if e:
             best = min(best, time.perf_counter() - t)
     out[name] = n / best
+print(json.dumps(out))
+"""
+
+BUSY_CHILD = r"""
+import json, os, sys, time
+spec = json.loads(sys.argv[1])
+os.sched_setaffinity(0, {0, 1})
+import numpy as np
+import neurocore as nc
+name, sizes, batch, n = spec["net"]
+rng = np.random.default_rng(0)
+x = rng.standard_normal((n, sizes[0]), dtype=np.float32)
+y = rng.integers(0, 10, n)
+layers = []
+for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
+    layers.append(nc.Dense(a, b))
+    if i < len(sizes) - 2:
+        layers.append(nc.ReLU())
+model = nc.Sequential(layers, seed=0)
+opt = nc.SGD(lr=0.01, momentum=0.9, weight_decay=1e-4)
+def epoch(threads):
+    nc.set_num_threads(threads)
+    t = time.perf_counter()
+    model.fit(x, y, loss="cross_entropy", optimizer=opt, epochs=1, batch_size=batch, verbose=0)
+    return n / (time.perf_counter() - t)
+epoch(2), epoch(1)   # warm-up
+out = {"file": nc.__file__, "one": [], "two": []}
+for r in range(spec["rounds"]):
+    for t in ((1, 2) if r % 2 == 0 else (2, 1)):
+        out["one" if t == 1 else "two"].append(epoch(t))
 print(json.dumps(out))
 """
 
@@ -186,24 +218,21 @@ def mode_busy(args, builds):
     spin = subprocess.Popen(["taskset", "-c", "1", sys.executable, "-c", "while True: pass"])
     try:
         time.sleep(0.5)
-        per = {(b, t): [] for b in builds for t in (1, 2)}
+        per = {b: [] for b in builds}
         for r in range(args.procs):
             for b in order(builds, r):
-                for t in ((1, 2) if r % 2 == 0 else (2, 1)):
-                    res = run(TRAIN_CHILD, {"cores": [0] if t == 1 else [0, 1], "nets": [net],
-                                            "epochs": args.epochs}, t, b)
-                    per[(b, t)].append(res[net[0]])
-                print(f"  {label(b)}: 1 thread {per[(b, 1)][-1]:,.0f}, 2 threads {per[(b, 2)][-1]:,.0f} "
-                      f"samples/s -> {per[(b, 2)][-1] / per[(b, 1)][-1]:.3f}", flush=True)
+                res = run(BUSY_CHILD, {"net": net, "rounds": args.rounds}, 2, b)
+                pairs = [two / one for one, two in zip(res["one"], res["two"])]
+                per[b] += pairs
+                print(f"  {label(b)}: 1 thread best {max(res['one']):,.0f}, 2 threads best {max(res['two']):,.0f} "
+                      f"samples/s; 2/1 per round " + " ".join(f"{x:.2f}" for x in pairs), flush=True)
     finally:
         spin.kill()
-    print(f"\n{net[0]} batch 128, busy loop on core 1; best of {args.epochs} epochs per process, "
-          f"{args.procs} processes per build and thread count")
+    print(f"\n{net[0]} batch 128, busy loop on core 1; epochs of {args.samples} samples at 1 and 2 threads "
+          f"alternating in one process ({args.rounds} rounds), {args.procs} processes per build")
     for b in builds:
-        ratios = [two / one for one, two in zip(per[(b, 1)], per[(b, 2)])]
-        print(f"{label(b)}: 2 threads / 1 thread median {statistics.median(ratios):.3f} "
-              f"(min {min(ratios):.3f}, max {max(ratios):.3f}); 1 thread "
-              f"{statistics.median(per[(b, 1)]):,.0f} samples/s")
+        print(f"{label(b)}: 2 threads / 1 thread, adjacent epochs: median {statistics.median(per[b]):.3f} "
+              f"(min {min(per[b]):.3f}, max {max(per[b]):.3f}, {len(per[b])} pairs)")
 
 
 def mode_floor(args, builds):
@@ -240,9 +269,9 @@ def main():
     p.add_argument("mode", choices=["numpy", "busy", "floor"])
     p.add_argument("builds", nargs="*", help="folders holding a neurocore package (A, then B)")
     p.add_argument("--procs", type=int, default=4, help="child processes per build (and thread count)")
-    p.add_argument("--rounds", type=int, default=7, help="numpy: rounds of blocks per process")
+    p.add_argument("--rounds", type=int, default=7, help="numpy: rounds of blocks; busy: epoch pairs per process")
     p.add_argument("--epochs", type=int, default=3, help="busy/floor: timed epochs per process (best counts)")
-    p.add_argument("--samples", type=int, default=10240, help="busy: samples per epoch")
+    p.add_argument("--samples", type=int, default=3840, help="busy: samples per epoch")
     p.add_argument("--nets", default=",".join(NETS), help="floor: comma list of run.py's net keys")
     p.add_argument("--threads", default="1,2", help="floor: thread counts")
     p.add_argument("--quick", action="store_true", help="floor: run.py's quick sample counts")
