@@ -3,6 +3,8 @@
 
 namespace act_detail {
 
+using parallel_detail::row_threads;   // the name row kernels used before parallel_rows
+
 // y[i] = f(x[i]) over n elements; the tail goes through a zero-padded vector so f sees whole vectors.
 template <typename T, typename F>
 void map1(T* y, const T* x, index_t n, F f) {

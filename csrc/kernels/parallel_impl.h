@@ -13,7 +13,18 @@
 
 namespace parallel_detail {
 inline index_t min_i(index_t a, index_t b) { return a < b ? a : b; }
+
+// Elements per thread below which a fork/join costs more than it saves.
+constexpr index_t kRowElemsPerThread = 16384;
+
+// Threads worth starting for rows x cols elements of element-wise work (1 below kRowElemsPerThread).
+inline int row_threads(index_t rows, index_t cols, int threads) {
+    index_t t = rows * cols / kRowElemsPerThread;
+    t = min_i(min_i(t, index_t(threads)), rows);
+    return t < 1 ? 1 : int(t);
+}
 }  // namespace parallel_detail
+using parallel_detail::row_threads;
 
 // Runs task(t, thread) for every t in [0, tasks) on up to `threads` threads (thread in [0, threads)).
 // One thread, or one task, runs inline: no parallel region, so no fork/join cost.
@@ -40,16 +51,6 @@ void parallel_tasks(index_t tasks, int threads, F&& task) {
 // Work per row block, in elements: small enough that a slow thread's last block is a short wait
 // (a few microseconds), large enough that the shared counter costs nothing (one atomic per block).
 constexpr index_t kRowBlockElems = 8192;
-// Elements per thread below which a fork/join costs more than it saves.
-constexpr index_t kRowElemsPerThread = 16384;
-
-// Threads worth starting for `elems` elements of element-wise work (1 below kRowElemsPerThread).
-inline int row_threads(index_t rows, index_t cols, int threads) {
-    index_t t = rows * cols / kRowElemsPerThread;
-    t = parallel_detail::min_i(parallel_detail::min_i(t, index_t(threads)), rows);
-    return t < 1 ? 1 : int(t);
-}
-
 // body(r0, r1) over row blocks of [0, rows) (rows of `cols` elements), shared out dynamically. The
 // blocks depend only on the shape, never on the threads.
 template <typename F>
