@@ -6,6 +6,7 @@ B = after) every child alternates A, B, B, A, ... so a drift of the machine hits
     python benchmarks/shared_cores.py numpy [BUILD ...]   # predict interleaved with NumPy, 2 threads
     python benchmarks/shared_cores.py busy  [BUILD ...]   # 784-512-256-10 training, busy loop on core 1
     python benchmarks/shared_cores.py floor [BUILD ...]   # run.py's nets against their GEMMs in NumPy
+    python benchmarks/shared_cores.py spin  [BUILD ...]   # CPU idle thread pools burn after a call
 
 A BUILD is a folder holding a ``neurocore`` package (``pip install --target DIR``, or
 ``benchmarks/ab.py --snapshot DIR``); none means the neurocore this interpreter imports. Run it with an
@@ -22,6 +23,7 @@ would).
 floor: per net of run.py, samples/s of fit against the same products (forward X.W, dW = X^T.dY, and
 dX = dY.W^T for every layer but the first) through NumPy's BLAS, preallocated outputs, nothing else,
 in a separate process at the same thread count: floor/ours in time, above 1 means faster than the floor.
+spin: CPU time the process burns while its main thread sleeps 200 ms right after one 2-thread call (neurocore's predict, then NumPy's @): what its idle pool's spin-wait takes from everything else.
 OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE are removed for these children (they slow NumPy down).
 """
 
@@ -126,6 +128,32 @@ out = {"file": nc.__file__, "one": [], "two": []}
 for r in range(spec["rounds"]):
     for t in ((1, 2) if r % 2 == 0 else (2, 1)):
         out["one" if t == 1 else "two"].append(epoch(t))
+print(json.dumps(out))
+"""
+
+SPIN_CHILD = r"""
+import json, os, resource, sys, time
+os.sched_setaffinity(0, {0, 1})
+import numpy as np
+import neurocore as nc
+nc.set_num_threads(2)
+x = np.random.default_rng(0).standard_normal((256, 1024), dtype=np.float32)
+model = nc.Sequential([nc.Dense(1024, 1024), nc.ReLU()], seed=0)
+W = np.ascontiguousarray(model.parameters()[0])
+def cpu():
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+out = {"file": nc.__file__}
+for key, fn in (("ours", lambda: model.predict(x)), ("numpy", lambda: x @ W)):
+    for _ in range(3):
+        fn()
+    burned = []
+    for _ in range(5):
+        fn()
+        c = cpu()   # the call has returned: from here on only idle threads use CPU
+        time.sleep(0.2)
+        burned.append(cpu() - c)
+    out[key] = burned
 print(json.dumps(out))
 """
 
@@ -235,6 +263,15 @@ def mode_busy(args, builds):
               f"(min {min(per[b]):.3f}, max {max(per[b]):.3f}, {len(per[b])} pairs)")
 
 
+def mode_spin(args, builds):
+    for r in range(args.procs):
+        for b in order(builds, r):
+            res = run(SPIN_CHILD, {}, 2, b)
+            print(f"{label(b)}: CPU ms burned in 200 ms of sleep after a 2-thread call: neurocore "
+                  + " ".join(f"{v * 1e3:.1f}" for v in res["ours"]) + "; NumPy "
+                  + " ".join(f"{v * 1e3:.1f}" for v in res["numpy"]), flush=True)
+
+
 def mode_floor(args, builds):
     keys = args.nets.split(",")
     nets = [[NETS[k][0], NETS[k][1], NETS[k][2], NETS[k][4] if args.quick else NETS[k][3]] for k in keys]
@@ -266,7 +303,7 @@ def label(build):
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("mode", choices=["numpy", "busy", "floor"])
+    p.add_argument("mode", choices=["numpy", "busy", "floor", "spin"])
     p.add_argument("builds", nargs="*", help="folders holding a neurocore package (A, then B)")
     p.add_argument("--procs", type=int, default=4, help="child processes per build (and thread count)")
     p.add_argument("--rounds", type=int, default=7, help="numpy: rounds of blocks; busy: epoch pairs per process")
@@ -281,7 +318,7 @@ def main():
     ISA = args.isa
     args.threads = [int(t) for t in args.threads.split(",")]
     builds = args.builds or [None]
-    {"numpy": mode_numpy, "busy": mode_busy, "floor": mode_floor}[args.mode](args, builds)
+    {"numpy": mode_numpy, "busy": mode_busy, "floor": mode_floor, "spin": mode_spin}[args.mode](args, builds)
 
 
 if __name__ == "__main__":

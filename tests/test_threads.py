@@ -231,11 +231,15 @@ def test_import_shortens_openmp_spin_only_for_the_import():
     import os
     import subprocess
     import sys
+    from pathlib import Path
 
-    code = "import os, neurocore; print(os.environ.get('GOMP_SPINCOUNT'), os.environ.get('OMP_WAIT_POLICY'))"
+    code = ("import os, neurocore; print(os.environ.get('GOMP_SPINCOUNT'), os.environ.get('OMP_WAIT_POLICY'), "
+            "neurocore._load_core.spin_wait_shortened)")
     env = {k: v for k, v in os.environ.items() if k not in ("GOMP_SPINCOUNT", "OMP_WAIT_POLICY")}
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
-    assert out.stdout.split() == ["None", "None"]
+    # shortened: set before libgomp was loaded (not after something imported _core first), and it is loaded
+    linux = sys.platform.startswith("linux") and "gomp" in Path("/proc/self/maps").read_text()
+    assert out.stdout.split() == ["None", "None", str(linux)]
     out = subprocess.run([sys.executable, "-c", code], env=dict(env, GOMP_SPINCOUNT="123"), capture_output=True,
                          text=True, check=True)
-    assert out.stdout.split() == ["123", "None"]
+    assert out.stdout.split() == ["123", "None", "False"]

@@ -3,7 +3,9 @@
 A C++ core (packed SIMD GEMM, fused activations, losses and optimizer steps, OpenMP) behind a small
 Sequential API. Weights are (in_features, out_features): y = x @ W + b.
 """
-from . import _load_core  # noqa: F401  (the compiled core, loaded first: neurocore._core)
+from . import _load_core  # noqa: F401  (first: it loads the compiled core, neurocore._core)
+
+# isort: split
 from . import _core, callbacks, schedules  # noqa: F401
 from ._runtime import _select_isa_from_env, cpu_info, get_num_threads, set_num_threads
 from .augment import GaussianNoise
