@@ -218,6 +218,24 @@ def test_training_is_bitwise_identical_for_1_2_3_threads(dtype, restore_threads)
             assert np.array_equal(a, b)
 
 
+def test_chunked_conv_is_bitwise_identical_for_1_2_3_threads(restore_threads):
+    """Batches that span many im2col chunks: threads take whole chunks, dW sums them in chunk order."""
+    r = np.random.default_rng(4)
+    x, y = r.standard_normal((50, 24, 24, 3)).astype(np.float32), r.integers(0, 4, 50)
+    results = []
+    for t in (1, 2, 3):
+        nc.set_num_threads(t)
+        model = nc.Sequential([nc.Conv2D(3, 16, 3, padding=1), nc.ReLU(), nc.Conv2D(16, 16, 3, padding=1), nc.GELU(),
+                               nc.GlobalAvgPool2D(), nc.Dense(16, 4)], input_shape=(24, 24, 3), seed=1)
+        model.fit(x, y, optimizer=nc.SGD(lr=0.1, momentum=0.9), epochs=2, batch_size=25, seed=2, verbose=0)
+        out = model.forward(x, training=True)
+        dx = model.backward(np.ones_like(out))
+        results.append([p.copy() for p in model.parameters()] + [g.copy() for g in model.gradients()] + [out, dx])
+    for other in results[1:]:
+        for a, b in zip(results[0], other):
+            assert np.array_equal(a, b)
+
+
 def test_fit_learns_and_every_option_works(tmp_path):
     x, y = digits_like(200)
     x[np.arange(200), y, y, 0] += 4.0   # a learnable signal: a bright pixel on the diagonal at the label
