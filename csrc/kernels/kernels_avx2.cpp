@@ -7,6 +7,7 @@
 
 #include <atomic>
 #include <stdexcept>
+#include <type_traits>
 #ifdef _OPENMP
 #include <omp.h>
 #endif

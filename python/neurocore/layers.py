@@ -1,16 +1,23 @@
-"""Layers of a :class:`~neurocore.Sequential`: Dense and the activations.
+"""Layers of a :class:`~neurocore.Sequential`: Dense, the activations, Dropout, BatchNorm, Residual.
 
 A layer is a description until it joins a Sequential; from then on its arrays (``weight``, ``bias``,
 ``grad_weight``, ``grad_bias``) are zero-copy views of the model's flat C++ buffers.
+
+Every layer maps a per-sample input shape to an output shape (:meth:`Layer.output_shape`, which raises a
+ValueError naming the rule and both shapes), describes itself to the C++ core as ``(kind, ints, reals)``
+(:meth:`Layer.spec`) and lists the tensors the core allocates for it (:meth:`Layer.tensor_shapes`).
 """
 from __future__ import annotations
+
+import math
 
 import numpy as np
 
 from ._validation import as_numeric_array, check_bool, check_float, check_int
 
 __all__ = ["Layer", "Dense", "Identity", "Sigmoid", "Tanh", "ReLU", "LeakyReLU", "Softmax", "ELU", "GELU",
-           "Dropout", "BatchNorm", "Residual", "INITIALIZERS"]
+           "Dropout", "BatchNorm", "Residual", "Conv2D", "MaxPool2D", "AvgPool2D", "GlobalAvgPool2D", "Flatten",
+           "INITIALIZERS"]
 
 MAX_FEATURES = 2**31 - 1  # a layer's width; larger products are refused by the core before allocating
 
@@ -40,8 +47,26 @@ class Layer:
             model._net.set_trainable(self._index, self._trainable)
 
     def spec(self) -> tuple:
-        """The layer as the C++ network takes it."""
+        """The layer as the C++ network takes it: (kind, ints, reals)."""
         raise NotImplementedError
+
+    def output_shape(self, shape: tuple) -> tuple:
+        """The per-sample output shape for a per-sample input `shape`; ValueError when the layer cannot take
+        it (the message continues "Sequential layer i ..."). Element-wise layers keep the shape."""
+        return shape
+
+    def fixed_input_shape(self):
+        """The per-sample input shape this layer fixes by itself when it comes first (Dense: (in,)), or None."""
+        return None
+
+    def needs_input_shape(self) -> str:
+        """Non-empty when this layer, coming first, leaves the input shape open (Conv2D fixes only C): what
+        to pass, for the error message."""
+        return ""
+
+    def tensor_shapes(self) -> list:
+        """[(name, shape, is_state)] of the tensors the core allocates for this layer, in its order."""
+        return []
 
     def _clone(self) -> Layer:
         """An unbound copy with the same configuration (its arrays are copied by Sequential)."""
@@ -103,7 +128,26 @@ class Dense(Layer):
         return {"type": "Dense", "in_features": self.in_features, "out_features": self.out_features, "bias": self.use_bias}
 
     def spec(self) -> tuple:
-        return ("dense", self.in_features, self.out_features, self.use_bias)
+        return ("dense", (self.in_features, self.out_features, int(self.use_bias)), ())
+
+    def output_shape(self, shape: tuple) -> tuple:
+        if len(shape) != 1:
+            raise ValueError(f"{self!r} takes (batch, features) inputs but the layer before it produces samples of "
+                             f"shape {shape}; put a Flatten() before it")
+        if shape[0] != self.in_features:
+            raise ValueError(f"{self!r} expects {self.in_features} inputs but the layer before it produces {shape[0]}")
+        return (self.out_features,)
+
+    def fixed_input_shape(self):
+        return (self.in_features,)
+
+    def tensor_shapes(self) -> list:
+        out = [("weight", (self.in_features, self.out_features), False)]
+        return out + ([("bias", (self.out_features,), False)] if self.use_bias else [])
+
+    def fans(self) -> tuple:
+        """(fan_in, fan_out) for the initialisers."""
+        return self.in_features, self.out_features
 
     def _views(self):
         if self._model is None:
@@ -156,7 +200,7 @@ class _Activation(Layer):
         return {"type": type(self).__name__}
 
     def spec(self) -> tuple:
-        return (self.kind, float(self.alpha))
+        return (self.kind, (), (float(self.alpha),))
 
 
 class Identity(_Activation):
@@ -249,11 +293,12 @@ class Dropout(Layer):
         return {"type": "Dropout", "p": self.p}
 
     def spec(self) -> tuple:
-        return ("dropout", self.p)
+        return ("dropout", (), (self.p,))
 
 
 class BatchNorm(Layer):
-    """Batch normalisation over the features of (batch, features) inputs: ``torch.nn.BatchNorm1d``.
+    """Batch normalisation over the last axis: ``torch.nn.BatchNorm1d`` on (batch, features) inputs, and
+    ``torch.nn.BatchNorm2d`` on (batch, H, W, C) images (per channel over batch, height and width).
 
     Training normalises with the batch mean and (biased) variance and updates ``running_mean`` /
     ``running_var`` (unbiased variance) with ``momentum``; inference uses the running statistics.
@@ -277,7 +322,21 @@ class BatchNorm(Layer):
         return {"type": "BatchNorm", "features": self.features, "momentum": self.momentum, "eps": self.eps}
 
     def spec(self) -> tuple:
-        return ("batchnorm", self.features, self.momentum, self.eps)
+        return ("batchnorm", (self.features,), (self.momentum, self.eps))
+
+    def output_shape(self, shape: tuple) -> tuple:
+        if shape[-1] != self.features:
+            what = "features" if len(shape) == 1 else "channels (the last axis)"
+            raise ValueError(f"{self!r} expects {self.features} {what} but the layer before it produces "
+                             f"{shape[-1] if len(shape) == 1 else shape}")
+        return shape
+
+    def fixed_input_shape(self):
+        return (self.features,)
+
+    def tensor_shapes(self) -> list:
+        c = (self.features,)
+        return [("weight", c, False), ("bias", c, False), ("running_mean", c, True), ("running_var", c, True)]
 
     _views = Dense._views
     _assign = Dense._assign
@@ -302,13 +361,31 @@ class Residual(Layer):
 
     def __init__(self, layers):
         layers = check_layer_list(layers, "Residual")
-        width_in = input_width(layers)
-        width_out = chain_widths(layers, width_in, "Residual")
-        if width_in is not None and width_out != width_in:
-            raise ValueError(f"Residual block must keep its width: its input has {width_in} features but "
-                             f"its output has {width_out}")
+        shape_in = fixed_input_shape(layers)
+        if shape_in is not None:
+            shape_out = infer_shapes(layers, shape_in, "Residual")[-1]
+            if shape_out != shape_in:
+                what = (f"width: its input has {shape_in[0]} features but its output has {shape_out[0]}"
+                        if len(shape_in) == len(shape_out) == 1 else
+                        f"shape: its input is {shape_in} but its output is {shape_out}")
+                raise ValueError(f"Residual block must keep its {what}")
         self.layers = layers
-        self.width = width_in
+        self.width = shape_in[0] if shape_in is not None and len(shape_in) == 1 else None
+        self._shape = shape_in
+
+    def output_shape(self, shape: tuple) -> tuple:
+        if self._shape is not None and tuple(shape) != self._shape:
+            if len(self._shape) == 1 and len(shape) == 1:
+                raise ValueError(f"is a residual block of width {self._shape[0]} after a layer producing {shape[0]}")
+            raise ValueError(f"is a residual block over samples of shape {self._shape} after a layer producing {shape}")
+        out = infer_shapes(self.layers, tuple(shape), "Residual")[-1]
+        if out != tuple(shape):
+            raise ValueError(f"is a residual block that must keep its input's shape {tuple(shape)}, but its "
+                             f"layers produce {out}")
+        return out
+
+    def fixed_input_shape(self):
+        return self._shape
 
     def __repr__(self) -> str:
         return "Residual([" + ", ".join(repr(layer) for layer in self.layers) + "])"
@@ -328,27 +405,252 @@ class Residual(Layer):
         return block
 
 
-def chain_widths(layers, width, owner: str):
-    """Check that sizes chain through layers starting from `width` (None: the first Dense decides);
-    returns the output width (None when no layer fixes it)."""
+def _pair(value, name: str, minimum: int) -> tuple:
+    """An int or a pair of ints, each >= minimum, as a pair."""
+    if isinstance(value, (tuple, list)):
+        if len(value) != 2:
+            raise ValueError(f"{name} must be an int or a pair of ints, got {value!r}")
+        return tuple(check_int(v, name, minimum=minimum, maximum=MAX_FEATURES) for v in value)
+    v = check_int(value, name, minimum=minimum, maximum=MAX_FEATURES)
+    return (v, v)
+
+
+def _window_output(layer, shape: tuple, kernel: tuple, stride: tuple, pads: tuple) -> tuple:
+    """(oh, ow) of a window sliding over (H, W) images; ValueError naming the layer and the shapes."""
+    if len(shape) != 3:
+        raise ValueError(f"{layer!r} takes (batch, H, W, C) images but the layer before it produces samples of shape "
+                         f"{shape}")
+    hp, wp = shape[0] + pads[0] + pads[1], shape[1] + pads[2] + pads[3]
+    if hp < kernel[0] or wp < kernel[1]:
+        raise ValueError(f"{layer!r} needs images of at least {kernel[0] - pads[0] - pads[1]}x"
+                         f"{kernel[1] - pads[2] - pads[3]} pixels, got samples of shape {shape}: the output would be "
+                         f"empty")
+    return (hp - kernel[0]) // stride[0] + 1, (wp - kernel[1]) // stride[1] + 1
+
+
+class Conv2D(Layer):
+    """2-D convolution over channels-last images: x (N, H, W, in_channels) -> (N, OH, OW, out_channels).
+
+    ``y[n, p, q, o] = bias[o] + sum over (i, j, c) of x[n, p*sh + i - pt, q*sw + j - pl, c] * weight[i, j, c, o]``
+    (cross-correlation, as in PyTorch), zero padding.
+
+    Parameters
+    ----------
+    in_channels, out_channels : int >= 1
+    kernel_size, stride : int or (int, int)
+    padding : int, (int, int), "valid" (0) or "same" (stride 1 only; an even kernel pads one more pixel at
+        the bottom/right, as PyTorch's ``padding="same"``).
+    bias : bool, default True
+    init : str, ndarray (kh, kw, in_channels, out_channels) or None. ``None`` picks He (uniform) when a
+        ReLU-like activation follows, else Glorot, with fan_in = kh*kw*in_channels.
+
+    ``weight`` is (kh, kw, in_channels, out_channels) and ``bias`` (out_channels,): zero-copy views.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, bias: bool = True,
+                 init=None):
+        self.in_channels = check_int(in_channels, "Conv2D in_channels", minimum=1, maximum=MAX_FEATURES)
+        self.out_channels = check_int(out_channels, "Conv2D out_channels", minimum=1, maximum=MAX_FEATURES)
+        self.kernel_size = _pair(kernel_size, "Conv2D kernel_size", 1)
+        self.stride = _pair(stride, "Conv2D stride", 1)
+        self.use_bias = check_bool(bias, "Conv2D bias")
+        if isinstance(padding, str):
+            if padding == "valid":
+                padding = 0
+            elif padding == "same":
+                if self.stride != (1, 1):
+                    raise ValueError(f"Conv2D padding='same' needs stride 1, got stride={stride!r}")
+            else:
+                raise ValueError(f"Conv2D padding must be an int, a pair, 'valid' or 'same', got {padding!r}")
+        self.padding = padding if padding == "same" else _pair(padding, "Conv2D padding", 0)
+        if padding == "same":   # PyTorch: total k - 1, the extra pixel of an even kernel at the end
+            (kh, kw) = self.kernel_size
+            self._pads = ((kh - 1) // 2, kh - 1 - (kh - 1) // 2, (kw - 1) // 2, kw - 1 - (kw - 1) // 2)
+        else:
+            self._pads = (self.padding[0], self.padding[0], self.padding[1], self.padding[1])
+        shape = self.weight_shape
+        if init is None or isinstance(init, str):
+            if isinstance(init, str) and init not in INITIALIZERS:
+                raise ValueError(f"unknown initialiser {init!r}; expected one of {', '.join(INITIALIZERS)} or an array")
+            self.init = init
+        else:
+            arr = as_numeric_array(init, "Conv2D init")
+            if arr.shape != shape:
+                raise ValueError(f"{self!r} init array must have shape {shape}, got {arr.shape}")
+            if not np.isfinite(arr).all():
+                raise ValueError(f"{self!r} init array must be finite")
+            self.init = np.array(arr, dtype=np.float64)
+
+    @property
+    def weight_shape(self) -> tuple:
+        return (*self.kernel_size, self.in_channels, self.out_channels)
+
+    def __repr__(self) -> str:
+        k = self.kernel_size[0] if self.kernel_size[0] == self.kernel_size[1] else self.kernel_size
+        extra = f", stride={self.stride[0] if self.stride[0] == self.stride[1] else self.stride}" if self.stride != (1, 1) else ""
+        if self.padding == "same":
+            extra += ", padding='same'"
+        elif self.padding != (0, 0):
+            extra += f", padding={self.padding[0] if self.padding[0] == self.padding[1] else self.padding}"
+        if not self.use_bias:
+            extra += ", bias=False"
+        return f"Conv2D({self.in_channels}, {self.out_channels}, kernel_size={k}{extra})"
+
+    def config(self) -> dict:
+        return {"type": "Conv2D", "in_channels": self.in_channels, "out_channels": self.out_channels,
+                "kernel_size": list(self.kernel_size), "stride": list(self.stride),
+                "padding": self.padding if self.padding == "same" else list(self.padding), "bias": self.use_bias}
+
+    def spec(self) -> tuple:
+        return ("conv2d", (self.in_channels, self.out_channels, *self.kernel_size, *self.stride, *self._pads,
+                           int(self.use_bias)), ())
+
+    def output_shape(self, shape: tuple) -> tuple:
+        if len(shape) == 3 and shape[2] != self.in_channels:
+            raise ValueError(f"{self!r} expects {self.in_channels} input channels but the layer before it produces "
+                             f"samples of shape {shape} ({shape[2]} channels)")
+        oh, ow = _window_output(self, shape, self.kernel_size, self.stride, self._pads)
+        return (oh, ow, self.out_channels)
+
+    def needs_input_shape(self) -> str:
+        return f"input_shape=(H, W, {self.in_channels}): {self!r} fixes the channels but not the image size"
+
+    def tensor_shapes(self) -> list:
+        out = [("weight", self.weight_shape, False)]
+        return out + ([("bias", (self.out_channels,), False)] if self.use_bias else [])
+
+    def fans(self) -> tuple:
+        kh, kw = self.kernel_size
+        return kh * kw * self.in_channels, kh * kw * self.out_channels
+
+    _views = Dense._views
+    _assign = Dense._assign
+    weight = Dense.weight
+    bias = Dense.bias
+    grad_weight = Dense.grad_weight
+    grad_bias = Dense.grad_bias
+
+
+class _Pool2D(Layer):
+    kind = ""
+
+    def __init__(self, kernel_size, stride=None, padding=0):
+        name = type(self).__name__
+        self.kernel_size = _pair(kernel_size, f"{name} kernel_size", 1)
+        self.stride = self.kernel_size if stride is None else _pair(stride, f"{name} stride", 1)
+        self.padding = _pair(padding, f"{name} padding", 0)
+        if self.padding[0] > self.kernel_size[0] // 2 or self.padding[1] > self.kernel_size[1] // 2:
+            raise ValueError(f"{name} padding must be at most half the kernel size, got padding={padding!r} for "
+                             f"kernel_size={kernel_size!r}")
+
+    def __repr__(self) -> str:
+        def one(p):
+            return p[0] if p[0] == p[1] else p
+        extra = f", stride={one(self.stride)}" if self.stride != self.kernel_size else ""
+        extra += f", padding={one(self.padding)}" if self.padding != (0, 0) else ""
+        return f"{type(self).__name__}({one(self.kernel_size)}{extra})"
+
+    def config(self) -> dict:
+        return {"type": type(self).__name__, "kernel_size": list(self.kernel_size), "stride": list(self.stride),
+                "padding": list(self.padding)}
+
+    def _pads(self) -> tuple:
+        return (self.padding[0], self.padding[0], self.padding[1], self.padding[1])
+
+    def spec(self) -> tuple:
+        return (self.kind, (*self.kernel_size, *self.stride, *self._pads()), ())
+
+    def output_shape(self, shape: tuple) -> tuple:
+        oh, ow = _window_output(self, shape, self.kernel_size, self.stride, self._pads())
+        return (oh, ow, shape[2])
+
+    def needs_input_shape(self) -> str:
+        return f"input_shape=(H, W, C) when it starts with {self!r}"
+
+
+class MaxPool2D(_Pool2D):
+    """Max over each kernel_size window of (N, H, W, C) images, per channel; stride defaults to
+    kernel_size; padding (at most half the kernel) pads with -inf."""
+
+    kind = "maxpool2d"
+
+
+class AvgPool2D(_Pool2D):
+    """Average over each kernel_size window of (N, H, W, C) images, per channel; stride defaults to
+    kernel_size; zero padding counts in the average (PyTorch's default, count_include_pad=True)."""
+
+    kind = "avgpool2d"
+
+
+class GlobalAvgPool2D(Layer):
+    """(N, H, W, C) -> (N, C): the average of each channel over the image."""
+
+    def config(self) -> dict:
+        return {"type": "GlobalAvgPool2D"}
+
+    def spec(self) -> tuple:
+        return ("globalavgpool2d", (), ())
+
+    def output_shape(self, shape: tuple) -> tuple:
+        if len(shape) != 3:
+            raise ValueError(f"{self!r} takes (batch, H, W, C) images but the layer before it produces samples of "
+                             f"shape {shape}")
+        return (shape[2],)
+
+    def needs_input_shape(self) -> str:
+        return f"input_shape=(H, W, C) when it starts with {self!r}"
+
+
+class Flatten(Layer):
+    """(N, H, W, C) -> (N, H*W*C) in row-major (h, w, c) order (any sample shape: one axis). No copy."""
+
+    def config(self) -> dict:
+        return {"type": "Flatten"}
+
+    def spec(self) -> tuple:
+        return ("flatten", (), ())
+
+    def output_shape(self, shape: tuple) -> tuple:
+        return (math.prod(shape),)
+
+
+def infer_shapes(layers, shape: tuple, owner: str) -> list:
+    """The per-sample output shape after each layer, starting from `shape`; a ValueError names the owner,
+    the layer's position, the rule and both shapes."""
+    shapes = []
+    shape = tuple(shape)
     for i, layer in enumerate(layers):
-        if isinstance(layer, Dense):
-            if width is not None and layer.in_features != width:
-                raise ValueError(f"{owner} layer {i} {layer!r} expects {layer.in_features} inputs but the layer "
-                                 f"before it produces {width}")
-            width = layer.out_features
-        elif isinstance(layer, BatchNorm):
-            if width is not None and layer.features != width:
-                raise ValueError(f"{owner} layer {i} {layer!r} expects {layer.features} features but the layer "
-                                 f"before it produces {width}")
-            width = layer.features
-        elif isinstance(layer, Residual):
-            if width is None:
-                width = layer.width
-            elif layer.width is not None and layer.width != width:
-                raise ValueError(f"{owner} layer {i} is a residual block of width {layer.width} after a layer "
-                                 f"producing {width}")
-    return width
+        try:
+            shape = tuple(int(d) for d in layer.output_shape(shape))
+        except ValueError as exc:
+            raise ValueError(f"{owner} layer {i} {exc}" if str(exc).startswith("is ") else
+                             f"{owner} layer {i}: {exc}") from None
+        shapes.append(shape)
+    return shapes
+
+
+def fixed_input_shape(layers):
+    """The per-sample input shape a list of layers fixes by itself (the first layer that fixes one; layers
+    before it keep their input's shape), or None; with the reason when a layer leaves it open."""
+    for layer in layers:
+        shape = layer.fixed_input_shape()
+        if shape is not None:
+            return tuple(shape)
+        if layer.needs_input_shape():
+            return None
+    return None
+
+
+def missing_input_shape(layers) -> str:
+    """Why a list of layers does not fix its input shape (for the error message)."""
+    for layer in layers:
+        if layer.needs_input_shape():
+            return layer.needs_input_shape()
+        if isinstance(layer, Residual):
+            reason = missing_input_shape(layer.layers)
+            if reason:
+                return reason
+    return "input_shape=(...) (the shape of one sample) when no layer fixes it, as a Dense does"
 
 
 def check_layer_list(layers, owner: str) -> list:
@@ -364,27 +666,15 @@ def check_layer_list(layers, owner: str) -> list:
     return layers
 
 
-def input_width(layers):
-    """The input width a list of layers expects (None when no layer fixes it)."""
-    for layer in layers:
-        if isinstance(layer, Dense):
-            return layer.in_features
-        if isinstance(layer, BatchNorm):
-            return layer.features
-        if isinstance(layer, Residual) and layer.width is not None:
-            return layer.width
-    return None
-
-
 def flatten(layers) -> list:
     """Layers in the C++ network's order: a Residual becomes (begin marker, its layers, end marker).
     Returns (layer or None, spec) pairs; the end marker has no layer."""
     out = []
     for layer in layers:
         if isinstance(layer, Residual):
-            out.append((layer, ("residual_begin",)))
+            out.append((layer, ("residual_begin", (), ())))
             out.extend(flatten(layer.layers))
-            out.append((None, ("residual_end",)))
+            out.append((None, ("residual_end", (), ())))
         else:
             out.append((layer, layer.spec()))
     return out
@@ -398,7 +688,8 @@ def layer_config(layer: Layer) -> dict:
 
 
 _BY_NAME = {cls.__name__: cls for cls in (Dense, Identity, Sigmoid, Tanh, ReLU, LeakyReLU, Softmax, ELU, GELU,
-                                          Dropout, BatchNorm, Residual)}
+                                          Dropout, BatchNorm, Residual, Conv2D, MaxPool2D, AvgPool2D,
+                                          GlobalAvgPool2D, Flatten)}
 
 
 def layer_from_config(cfg: dict) -> Layer:
@@ -414,6 +705,9 @@ def layer_from_config(cfg: dict) -> Layer:
         layer = Dense(cfg["in_features"], cfg["out_features"], bias=cfg.get("bias", True))
     elif cls is Residual:
         layer = Residual([layer_from_config(c) for c in cfg["layers"]])
+    elif cls is Conv2D:
+        layer = Conv2D(cfg["in_channels"], cfg["out_channels"], cfg["kernel_size"], stride=cfg.get("stride", 1),
+                       padding=cfg.get("padding", 0), bias=cfg.get("bias", True))
     else:
         layer = cls(**cfg)
     layer._trainable = bool(trainable)
