@@ -46,6 +46,23 @@ void require_2d(const py::array& a, const char* what) {
     if (a.ndim() != 2) throw py::value_error(std::string(what) + " must be 2-D, got ndim=" + std::to_string(a.ndim()));
 }
 
+// x is (rows, *shape): the network's per-sample shape behind the batch axis.
+void require_batch(const py::array& x, const nc::Shape& shape, const char* what) {
+    bool ok = x.ndim() == py::ssize_t(shape.dims.size()) + 1;
+    for (std::size_t i = 0; ok && i < shape.dims.size(); ++i) ok = x.shape(py::ssize_t(i) + 1) == shape.dims[i];
+    if (ok) return;
+    std::string want = "(batch";
+    for (index_t d : shape.dims) want += ", " + std::to_string(d);
+    throw py::value_error(std::string(what) + " must have shape " + want + ")");
+}
+
+template <typename T>
+py::array_t<T> new_batch(index_t rows, const nc::Shape& shape) {
+    std::vector<py::ssize_t> dims{py::ssize_t(rows)};
+    for (index_t d : shape.dims) dims.push_back(py::ssize_t(d));
+    return py::array_t<T>(dims);
+}
+
 template <typename T>
 py::array_t<T> new_matrix(index_t rows, index_t cols) {
     return py::array_t<T>({py::ssize_t(rows), py::ssize_t(cols)});
@@ -187,49 +204,37 @@ template <typename T>
 void bind_network(py::module_& m, const char* name) {
     using Net = nc::Network<T>;
     py::class_<Net>(m, name)
-        .def(py::init([](const std::vector<py::tuple>& specs) {
+        // input_shape: the per-sample shape; specs: (kind, ints, reals) per layer (stage.h's LayerSpec).
+        .def(py::init([](const std::vector<index_t>& input_shape, const std::vector<py::tuple>& specs) {
             std::vector<nc::LayerSpec> layers;
             for (const py::tuple& t : specs) {
-                nc::LayerSpec l;
-                const std::string kind = t[0].cast<std::string>();
-                if (kind == "dense") {
-                    l.kind = nc::LayerKind::dense;
-                    l.in = t[1].cast<index_t>();
-                    l.out = t[2].cast<index_t>();
-                    l.bias = t[3].cast<bool>();
-                } else if (kind == "dropout") {
-                    l.kind = nc::LayerKind::dropout;
-                    l.p = t[1].cast<double>();
-                    if (!(l.p >= 0.0 && l.p < 1.0)) throw py::value_error("dropout p must be in [0, 1)");
-                } else if (kind == "batchnorm") {
-                    l.kind = nc::LayerKind::batchnorm;
-                    l.out = t[1].cast<index_t>();
-                    l.momentum = t[2].cast<double>();
-                    l.eps = t[3].cast<double>();
-                } else if (kind == "residual_begin") {
-                    l.kind = nc::LayerKind::residual_begin;
-                } else if (kind == "residual_end") {
-                    l.kind = nc::LayerKind::residual_end;
-                } else {
-                    l.kind = nc::LayerKind::activation;
-                    l.act = parse_act(kind);
-                    l.alpha = t[1].cast<double>();
-                }
-                layers.push_back(l);
+                if (t.size() != 3) throw py::value_error("a layer spec is (kind, ints, reals)");
+                layers.push_back({t[0].cast<std::string>(), t[1].cast<std::vector<index_t>>(), t[2].cast<std::vector<double>>()});
             }
             try {
-                return new Net(layers);
+                return new Net(nc::Shape{input_shape}, layers);
             } catch (const std::invalid_argument& e) {
                 throw py::value_error(e.what());
             }
         }))
         .def_property_readonly("in_features", &Net::in_features)
         .def_property_readonly("out_features", &Net::out_features)
+        .def_property_readonly("input_shape", [](const Net& n) { return py::tuple(py::cast(n.input_shape().dims)); })
+        .def_property_readonly("output_shape", [](const Net& n) { return py::tuple(py::cast(n.output_shape().dims)); })
         .def_property_readonly("n_params", &Net::n_params)
         .def_property_readonly("forward_rows", &Net::forward_rows)
-        .def("param_slots", [](const Net& n) {
+        // Per layer: [(name, offset, shape, is_state), ...] of its tensors in the flat buffers, and the
+        // per-sample output shape of its stage (None for an activation fused into the stage before).
+        .def("layer_tensors", [](const Net& n) {
             py::list out;
-            for (const nc::ParamSlot& s : n.slots()) out.append(py::make_tuple(s.weight, s.bias, s.state, s.in, s.out));
+            for (index_t i = 0; i < n.n_layers(); ++i) {
+                const nc::Stage<T>* st = n.stage_of(i);
+                py::list tensors;
+                if (st)
+                    for (const nc::TensorSlot& t : st->tensors)
+                        tensors.append(py::make_tuple(t.name, t.offset, py::tuple(py::cast(t.shape)), t.state));
+                out.append(py::make_tuple(tensors, st ? py::object(py::tuple(py::cast(st->out.dims))) : py::object(py::none())));
+            }
             return out;
         })
         // Flat views of the network's own memory; the array keeps the network alive.
@@ -241,7 +246,7 @@ void bind_network(py::module_& m, const char* name) {
             Net& n = self.cast<Net&>();
             return py::array_t<T>({py::ssize_t(n.n_state())}, {py::ssize_t(sizeof(T))}, n.state(), self);
         })
-        .def_property_readonly("n_dense", &Net::n_dense)
+        .def_property_readonly("n_tracked", &Net::n_tracked)
         // Consistent copies of the parameters and state, taken under the model's lock (refused while
         // another thread trains), for save.
         .def("snapshot", [](Net& n) {
@@ -252,7 +257,7 @@ void bind_network(py::module_& m, const char* name) {
             return py::make_tuple(p, st);
         })
         .def("set_trainable", [](Net& n, index_t layer, bool trainable) {
-            if (layer < 0 || layer >= index_t(n.slots().size())) throw py::value_error("layer index out of range");
+            if (layer < 0 || layer >= n.n_layers()) throw py::value_error("layer index out of range");
             typename Net::Lock lock(n);
             n.set_trainable(layer, trainable);
         })
@@ -265,10 +270,10 @@ void bind_network(py::module_& m, const char* name) {
             return py::array_t<T>({py::ssize_t(n.n_params())}, {py::ssize_t(sizeof(T))}, n.grads(), self);
         })
         .def("forward", [](Net& n, CArray<T> x, bool training) {
-            require_2d(x, "x");
-            if (x.shape(1) != n.in_features() || x.shape(0) < 1) throw py::value_error("x has the wrong shape");
+            require_batch(x, n.input_shape(), "x");
+            if (x.shape(0) < 1) throw py::value_error("x has the wrong shape");
             typename Net::Lock lock(n);
-            auto y = new_matrix<T>(x.shape(0), n.out_features());
+            auto y = new_batch<T>(x.shape(0), n.output_shape());
             {
                 py::gil_scoped_release nogil;
                 const T* out = n.forward(x.data(), x.shape(0), training);
@@ -277,12 +282,12 @@ void bind_network(py::module_& m, const char* name) {
             return y;
         })
         .def("backward", [](Net& n, CArray<T> dy) {
-            require_2d(dy, "grad_output");
+            require_batch(dy, n.output_shape(), "grad_output");
             if (!n.has_forward()) throw py::value_error("backward() needs a forward() first");
-            if (dy.shape(0) != n.forward_rows() || dy.shape(1) != n.out_features()) throw py::value_error("grad_output has the wrong shape");
+            if (dy.shape(0) != n.forward_rows()) throw py::value_error("grad_output has the wrong shape");
             typename Net::Lock lock(n);
             const index_t rows = n.forward_rows();
-            auto dx = new_matrix<T>(rows, n.in_features());
+            auto dx = new_batch<T>(rows, n.input_shape());
             {
                 py::gil_scoped_release nogil;
                 const T* g = n.backward(dy.data());
@@ -291,11 +296,10 @@ void bind_network(py::module_& m, const char* name) {
             return dx;
         })
         .def("predict", [](Net& n, CArray<T> x, index_t chunk) {
-            require_2d(x, "x");
-            if (x.shape(1) != n.in_features()) throw py::value_error("x has the wrong shape");
+            require_batch(x, n.input_shape(), "x");
             if (chunk < 1) throw py::value_error("batch_size must be >= 1");
             typename Net::Lock lock(n);
-            auto y = new_matrix<T>(x.shape(0), n.out_features());
+            auto y = new_batch<T>(x.shape(0), n.output_shape());
             if (x.shape(0) > 0) {
                 py::gil_scoped_release nogil;
                 n.predict(x.data(), x.shape(0), chunk, y.mutable_data());
@@ -320,9 +324,9 @@ void bind_network(py::module_& m, const char* name) {
                                index_t max_steps, double time_budget, double loss_sum, const std::string& loss, const py::dict& opt,
                                std::optional<py::array_t<double, py::array::c_style>> lr_per_step, double input_noise,
                                std::optional<py::array_t<double, py::array::c_style>> grad_norm_sums) {
-            require_2d(x, "X");
+            require_batch(x, n.input_shape(), "X");
             const index_t rows = x.shape(0);
-            if (x.shape(1) != n.in_features() || rows < 1) throw py::value_error("X has the wrong shape");
+            if (rows < 1) throw py::value_error("X has the wrong shape");
             if (order.ndim() != 1 || order.shape(0) != rows) throw py::value_error("order must have one entry per sample");
             for (index_t i = 0; i < rows; ++i)
                 if (order.data()[i] < 0 || order.data()[i] >= rows) throw py::value_error("order holds an index out of range");
@@ -356,8 +360,8 @@ void bind_network(py::module_& m, const char* name) {
                 req.lr_per_step = lr_per_step->data();
             }
             if (grad_norm_sums) {
-                if (grad_norm_sums->ndim() != 1 || grad_norm_sums->shape(0) != n.n_dense() || !grad_norm_sums->writeable())
-                    throw py::value_error("grad_norm_sums must have one entry per Dense layer");
+                if (grad_norm_sums->ndim() != 1 || grad_norm_sums->shape(0) != n.n_tracked() || !grad_norm_sums->writeable())
+                    throw py::value_error("grad_norm_sums must have one entry per Dense/Conv2D layer");
                 req.grad_norm_sums = grad_norm_sums->mutable_data();
             }
             if (!(input_noise >= 0.0)) throw py::value_error("input noise must be >= 0");

@@ -17,11 +17,6 @@ std::uint64_t splitmix64(std::uint64_t x) {
     x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
     return x ^ (x >> 31);
 }
-// Each tensor starts on a 64-byte boundary so the NumPy views are aligned.
-index_t padded(index_t n, std::size_t elem) {
-    const index_t align = index_t(64 / elem);
-    return checked_add(n, align - 1, "parameters") / align * align;
-}
 }  // namespace
 
 template <typename T>
@@ -65,133 +60,107 @@ Network<T>::Lock::Lock(Network& n) : net_(n) {
         throw std::runtime_error("this model is already running in another thread; use one model per thread");
 }
 
+// Builds the stages in order, each from the shape the one before produces; an activation right after a
+// stage that can fuse it (Dense) becomes that stage's epilogue. Then the buffer plan: every stage that
+// does not alias its input gets a column range of acts_ (and of aux_ when it keeps a workspace).
 template <typename T>
-Network<T>::Network(const std::vector<LayerSpec>& layers) {
+Network<T>::Network(const Shape& input, const std::vector<LayerSpec>& layers) {
     if (layers.empty()) throw std::invalid_argument("a network needs at least one layer");
-    // The first Dense fixes the input width (layers before it keep their input's width).
-    index_t width = -1;
-    for (const LayerSpec& l : layers)
-        if (l.kind == LayerKind::dense) { width = l.in; break; }
-    if (width == -1) throw std::invalid_argument("a network needs at least one Dense layer");
-    in_features_ = width;
+    if (input.dims.empty()) throw std::invalid_argument("the input shape must have at least one dimension");
+    for (index_t d : input.dims)
+        if (d < 1) throw std::invalid_argument("every input dimension must be >= 1, got " + input.str());
+    in_shape_ = input;
+    in_features_ = input.size();
+    n_layers_ = index_t(layers.size());
+    TensorPlanner planner(sizeof(T));
+    Shape shape = input;
     std::vector<index_t> open_blocks;   // stage indices of residual_begin markers not yet closed
     for (std::size_t li = 0; li < layers.size(); ++li) {
         const LayerSpec& l = layers[li];
-        ParamSlot slot;
-        Stage st{};
-        st.kind = l.kind;
-        st.layer = index_t(li);
-        st.in = st.out = width;
-        switch (l.kind) {
-            case LayerKind::dense:
-                if (l.in < 1 || l.out < 1) throw std::invalid_argument("Dense sizes must be >= 1");
-                if (width != l.in) throw std::invalid_argument("Dense input size does not match the previous layer");
-                st.in = l.in;
-                st.out = l.out;
-                st.weight = slot.weight = n_params_;
-                n_params_ = checked_add(n_params_, padded(checked_mul(l.in, l.out, "Dense weight"), sizeof(T)), "parameters");
-                if (l.bias) {
-                    st.bias = slot.bias = n_params_;
-                    n_params_ = checked_add(n_params_, padded(l.out, sizeof(T)), "parameters");
-                }
-                st.dense_ordinal = n_dense_++;
-                slot.in = l.in;
-                slot.out = l.out;
-                break;
-            case LayerKind::activation:
-                // An activation right after a Dense becomes that Dense's epilogue.
-                if (!stages_.empty() && stages_.back().kind == LayerKind::dense && stages_.back().act == Act::identity) {
-                    stages_.back().act = l.act;
-                    stages_.back().alpha = T(l.alpha);
-                    slots_.push_back(slot);
-                    continue;
-                }
-                st.act = l.act;
-                st.alpha = T(l.alpha);
-                break;
-            case LayerKind::dropout:
-                st.p = l.p;
-                break;
-            case LayerKind::batchnorm:
-                if (l.out != width) throw std::invalid_argument("BatchNorm features do not match the previous layer");
-                st.weight = slot.weight = n_params_;
-                n_params_ = checked_add(n_params_, padded(width, sizeof(T)), "parameters");
-                st.bias = slot.bias = n_params_;
-                n_params_ = checked_add(n_params_, padded(width, sizeof(T)), "parameters");
-                st.state = slot.state = n_state_;
-                n_state_ = checked_add(n_state_, padded(checked_mul(2, width, "BatchNorm"), sizeof(T)), "state");
-                st.momentum = l.momentum;
-                st.eps = l.eps;
-                slot.in = slot.out = width;
-                break;
-            case LayerKind::residual_begin:
-                open_blocks.push_back(index_t(stages_.size()));
-                break;
-            case LayerKind::residual_end:
-                if (open_blocks.empty()) throw std::invalid_argument("residual block end without a beginning");
-                st.partner = open_blocks.back();
-                if (stages_[std::size_t(st.partner)].in != width)
-                    throw std::invalid_argument("a residual block must keep its width");
-                stages_[std::size_t(st.partner)].partner = index_t(stages_.size());
-                open_blocks.pop_back();
-                break;
+        std::unique_ptr<Stage<T>> st = make_stage<T>(l);
+        Act act;
+        if (parse_activation(l.kind, act) && !stages_.empty() && stages_.back()->fuse_activation(act, T(spec_real(l, 0))))
+            continue;   // an activation taken by the stage before it (Dense: the GEMM's epilogue)
+        st->layer = index_t(li);
+        st->index = index_t(stages_.size());
+        st->in = shape;
+        st->build(planner);
+        shape = st->out;
+        if (l.kind == "residual_begin") open_blocks.push_back(st->index);
+        if (l.kind == "residual_end") {
+            if (open_blocks.empty()) throw std::invalid_argument("residual block end without a beginning");
+            Stage<T>& begin = *stages_[std::size_t(open_blocks.back())];
+            if (begin.in != st->in)
+                throw std::invalid_argument("a residual block must keep its input's shape " + begin.in.str() + ", got " +
+                                            st->in.str());
+            begin.set_partner(st->index);
+            st->set_partner(begin.index);
+            open_blocks.pop_back();
         }
-        width = st.out;
-        stages_.push_back(st);
-        slots_.push_back(slot);
+        if (st->tracked_weight()) tracked_.push_back(st->index);
+        stages_.push_back(std::move(st));
     }
     if (!open_blocks.empty()) throw std::invalid_argument("residual block without an end");
-    out_features_ = width;
+    out_shape_ = shape;
+    out_features_ = shape.size();
+    n_params_ = planner.n_params();
+    n_state_ = planner.n_state();
     max_width_ = in_features_;
-    index_t scratch = 0;
-    for (Stage& s : stages_) {
-        if (s.kind != LayerKind::residual_begin) {
-            s.out_col = act_width_;
-            act_width_ = checked_add(act_width_, s.out, "activations");
+    out_col_.assign(stages_.size(), -1);
+    aux_col_.assign(stages_.size(), -1);
+    for (std::size_t s = 0; s < stages_.size(); ++s) {
+        const Stage<T>& st = *stages_[s];
+        if (!st.aliases_input()) {
+            out_col_[s] = act_width_;
+            act_width_ = checked_add(act_width_, st.out.size(), "activations");
         }
-        const bool has_aux = (s.kind == LayerKind::dense && s.act == Act::gelu) || s.kind == LayerKind::dropout ||
-                             s.kind == LayerKind::batchnorm || s.kind == LayerKind::residual_end;
-        if (has_aux) {
-            s.aux_col = aux_width_;
-            aux_width_ = checked_add(aux_width_, s.out, "workspace");
+        if (st.aux_per_sample() > 0) {
+            aux_col_[s] = aux_width_;
+            aux_width_ = checked_add(aux_width_, st.aux_per_sample(), "workspace");
         }
-        if (s.kind == LayerKind::batchnorm) {
-            s.cols_off = scratch;
-            scratch = checked_add(scratch, checked_mul(4, s.out, "BatchNorm"), "workspace");
-        }
-        max_width_ = s.out > max_width_ ? s.out : max_width_;
+        max_width_ = st.out.size() > max_width_ ? st.out.size() : max_width_;
     }
     params_.resize(n_params_);
     grads_.resize(n_params_);
     state_.resize(n_state_);
-    col_scratch_.resize(scratch);
-    for (const Stage& s : stages_)   // running variance starts at 1, as in torch
-        if (s.kind == LayerKind::batchnorm)
-            for (index_t c = 0; c < s.out; ++c) state_.data()[s.state + s.out + c] = T(1);
+    for (const auto& st : stages_) st->init_state(state_.data());
     outs_.assign(stages_.size(), nullptr);
+    auxs_.assign(stages_.size(), nullptr);
     update_trainable_ranges();
 }
 
 template <typename T>
+const Stage<T>* Network<T>::stage_of(index_t layer) const {
+    for (const auto& s : stages_)
+        if (s->layer == layer) return s.get();
+    return nullptr;
+}
+
+template <typename T>
 void Network<T>::set_trainable(index_t layer, bool trainable) {
-    for (Stage& s : stages_)
-        if (s.layer == layer) s.trainable = trainable;
+    for (auto& s : stages_)
+        if (s->layer == layer) s->trainable = trainable;
     update_trainable_ranges();
 }
 
+// The optimizer's ranges: each trainable stage's parameters (allocated contiguously), adjacent ones merged.
 template <typename T>
 void Network<T>::update_trainable_ranges() {
     trainable_ranges_.clear();
     grad_needed_below_.assign(stages_.size(), 0);
     bool seen = false;
+    TensorPlanner pad(sizeof(T));
     for (std::size_t s = 0; s < stages_.size(); ++s) {
         grad_needed_below_[s] = seen;
-        const Stage& st = stages_[s];
-        if (st.weight < 0 || !st.trainable) continue;
+        const Stage<T>& st = *stages_[s];
+        index_t begin = -1, end = -1;
+        for (const TensorSlot& t : st.tensors) {
+            if (t.state) continue;
+            if (begin < 0) begin = t.offset;
+            end = t.offset + pad.padded(t.size());
+        }
+        if (begin < 0 || !st.trainable) continue;
         seen = true;
-        const index_t begin = st.weight;
-        const index_t end = st.bias >= 0 ? st.bias + padded(st.out, sizeof(T))
-                                         : st.weight + padded(st.in * st.out, sizeof(T));
         if (!trainable_ranges_.empty() && trainable_ranges_.back().first + trainable_ranges_.back().second == begin)
             trainable_ranges_.back().second += end - begin;
         else
@@ -220,19 +189,20 @@ void Network<T>::reserve(index_t rows) {
         labels_.resize(rows);
         cap_rows_ = rows;
         forward_rows_ = 0;
+        for (std::size_t s = 0; s < stages_.size(); ++s)
+            auxs_[s] = aux_col_[s] >= 0 ? aux_.data() + rows * aux_col_[s] : nullptr;
     }
     const KernelTable<T>& kt = *kt_;
     const int threads = num_threads();
     if (ws_table_ != &kt || ws_rows_ < rows || ws_threads_ < threads) {
-        index_t need = 0;
-        for (const Stage& s : stages_) {
-            if (s.kind != LayerKind::dense) continue;
-            const index_t forms[3] = {kt.gemm_workspace_elems(rows, s.out, s.in, threads),   // Y = X W
-                                      kt.gemm_workspace_elems(s.in, s.out, rows, threads),   // dW = X^T dY
-                                      kt.gemm_workspace_elems(rows, s.in, s.out, threads)};  // dX = dY W^T
-            for (index_t f : forms) need = f > need ? f : need;
+        index_t need = 0, temp = 0;
+        for (const auto& s : stages_) {
+            const index_t g = s->gemm_workspace(kt, rows, threads), t = s->temp_elems(rows);
+            need = g > need ? g : need;
+            temp = t > temp ? t : temp;
         }
         gemm_ws_.grow_to(need);
+        temp_.grow_to(temp);
         ws_table_ = &kt;
         ws_rows_ = rows;
         ws_threads_ = threads;
@@ -240,49 +210,33 @@ void Network<T>::reserve(index_t rows) {
 }
 
 template <typename T>
+Pass<T> Network<T>::make_pass(index_t rows, bool training) {
+    Pass<T> p;
+    p.kt = kt_;
+    p.threads = threads();
+    p.rows = rows;
+    p.training = training;
+    p.params = params_.data();
+    p.grads = grads_.data();
+    p.state = state_.data();
+    p.gemm_ws = gemm_ws_.data();
+    p.gemm_ws_elems = gemm_ws_.size();
+    p.temp = temp_.data();
+    p.outs = outs_.data();
+    p.auxs = auxs_.data();
+    return p;
+}
+
+template <typename T>
 const T* Network<T>::run_forward(index_t rows, bool training) {
-    const KernelTable<T>& kt = *kt_;
-    const int nt = threads();
-    const std::uint64_t key = training ? next_key(1) : 0;
+    Pass<T> p = make_pass(rows, training);
+    p.key = training ? next_key(1) : 0;
     for (std::size_t s = 0; s < stages_.size(); ++s) {
-        const Stage& st = stages_[s];
+        Stage<T>& st = *stages_[s];
         const T* in = s == 0 ? stage0_in_ : outs_[s - 1];
-        T* out = st.out_col >= 0 ? acts_.data() + cap_rows_ * st.out_col : nullptr;
-        T* aux = st.aux_col >= 0 ? aux_.data() + cap_rows_ * st.aux_col : nullptr;
-        const index_t n = rows * st.out;
-        switch (st.kind) {
-            case LayerKind::dense: {
-                // GELU keeps its input for backward; softmax is row-wise: both run after the product.
-                const bool after = st.act == Act::softmax || st.act == Act::gelu;
-                T* z = st.act == Act::gelu ? aux : out;
-                GemmCall<T> g{rows, st.out, st.in, in, st.in, 1, params_.data() + st.weight, st.out, 1, z, st.out,
-                              st.bias >= 0 ? params_.data() + st.bias : nullptr, after ? Act::identity : st.act, st.alpha};
-                if (s == 0) g.gather_i = stage0_rows_;
-                kt.gemm(g, gemm_ws_.data(), gemm_ws_.size(), nt);
-                if (after) kt.act_forward(out, z, rows, st.out, st.act, st.alpha, nt);
-                break;
-            }
-            case LayerKind::activation:
-                kt.act_forward(out, in, rows, st.out, st.act, st.alpha, nt);
-                break;
-            case LayerKind::dropout:
-                if (training && st.p > 0) kt.dropout_forward(out, aux, in, rows, st.out, st.p, key ^ std::uint64_t(s) * 0x9e3779b97f4a7c15ULL, nt);
-                else std::memcpy(out, in, sizeof(T) * size_t(n));
-                break;
-            case LayerKind::batchnorm: {
-                T* cols = col_scratch_.data() + st.cols_off;
-                T* st_buf = state_.data() + st.state;
-                kt.batchnorm_forward(out, aux, cols, cols + st.out, st_buf, st_buf + st.out, in, params_.data() + st.weight,
-                                     params_.data() + st.bias, rows, st.out, st.momentum, st.eps, training);
-                break;
-            }
-            case LayerKind::residual_begin:
-                out = const_cast<T*>(in);   // a marker: its output is the block's input
-                break;
-            case LayerKind::residual_end:
-                kt.add(out, in, outs_[std::size_t(st.partner)], n);
-                break;
-        }
+        p.in_rows = s == 0 ? stage0_rows_ : nullptr;
+        T* out = out_col_[s] >= 0 ? acts_.data() + cap_rows_ * out_col_[s] : const_cast<T*>(in);
+        st.forward(p, in, out, auxs_[s]);
         outs_[s] = out;
     }
     forward_rows_ = rows;
@@ -292,57 +246,15 @@ const T* Network<T>::run_forward(index_t rows, bool training) {
 
 template <typename T>
 const T* Network<T>::run_backward(index_t rows, bool want_dx) {
-    const KernelTable<T>& kt = *kt_;
-    const int nt = threads();
+    Pass<T> p = make_pass(rows, forward_training_);
     T* g = grad_a_.data();
     T* spare = grad_b_.data();
     for (std::size_t s = stages_.size(); s-- > 0;) {
-        const Stage& st = stages_[s];
+        Stage<T>& st = *stages_[s];
         const T* in = s == 0 ? stage0_in_ : outs_[s - 1];
-        T* aux = st.aux_col >= 0 ? aux_.data() + cap_rows_ * st.aux_col : nullptr;
+        p.in_rows = s == 0 ? stage0_rows_ : nullptr;
         const bool stop_after = !want_dx && !grad_needed_below_[s];   // nothing below needs a gradient
-        switch (st.kind) {
-            case LayerKind::dense: {
-                if (st.act == Act::gelu) kt.gelu_backward(g, aux, g, rows, st.out, nt);
-                else if (st.act != Act::identity) kt.act_backward(g, outs_[s], g, rows, st.out, st.act, st.alpha, nt);
-                if (st.trainable) {
-                    if (st.bias >= 0) kt.bias_grad(grads_.data() + st.bias, g, rows, st.out, nt);
-                    GemmCall<T> dw{st.in, st.out, rows, in, 1, st.in, g, st.out, 1, grads_.data() + st.weight, st.out,
-                                   nullptr, Act::identity, T(0)};
-                    if (s == 0) dw.gather_k = stage0_rows_;   // op(A) = Xᵀ: its columns are the batch's rows
-                    kt.gemm(dw, gemm_ws_.data(), gemm_ws_.size(), nt);
-                }
-                if (stop_after) return nullptr;
-                GemmCall<T> dx{rows, st.in, st.out, g, st.out, 1, params_.data() + st.weight, 1, st.out, spare, st.in,
-                               nullptr, Act::identity, T(0)};
-                kt.gemm(dx, gemm_ws_.data(), gemm_ws_.size(), nt);
-                std::swap(g, spare);
-                break;
-            }
-            case LayerKind::activation:
-                if (st.act == Act::gelu) kt.gelu_backward(g, in, g, rows, st.out, nt);
-                else kt.act_backward(g, outs_[s], g, rows, st.out, st.act, st.alpha, nt);
-                break;
-            case LayerKind::dropout:
-                if (forward_training_ && st.p > 0) kt.multiply(g, g, aux, rows * st.out);
-                break;
-            case LayerKind::batchnorm: {
-                T* cols = col_scratch_.data() + st.cols_off;
-                T* dgamma = st.trainable ? grads_.data() + st.weight : cols + 2 * st.out;
-                T* dbeta = st.trainable ? grads_.data() + st.bias : cols + 3 * st.out;
-                kt.batchnorm_backward(g, dgamma, dbeta, g, aux, cols + st.out, params_.data() + st.weight, rows, st.out,
-                                      forward_training_);
-                break;
-            }
-            case LayerKind::residual_end:
-                std::memcpy(aux, g, sizeof(T) * size_t(rows * st.out));   // the skip path's gradient
-                break;
-            case LayerKind::residual_begin: {
-                const Stage& end = stages_[std::size_t(st.partner)];
-                kt.add(g, g, aux_.data() + cap_rows_ * end.aux_col, rows * st.out);
-                break;
-            }
-        }
+        st.backward(p, in, outs_[s], auxs_[s], g, spare, !stop_after);
         if (stop_after) return nullptr;
     }
     return g;
@@ -450,9 +362,9 @@ TrainProgress Network<T>::train(TrainRequest<T>& req) {
             net.forward_rows_ = 0;
         }
     } reset{*this};
-    // The first Dense layer reads the batch straight from the data set through its products' gathers;
+    // A first Dense layer reads the batch straight from the data set through its products' gathers;
     // any other first stage (or input noise, which writes the batch) needs the batch copied out.
-    const bool gather_in_gemm = !stages_.empty() && stages_.front().kind == LayerKind::dense && req.input_noise <= 0;
+    const bool gather_in_gemm = stages_.front()->reads_gathered_input() && req.input_noise <= 0;
     for (index_t step = req.first_step; step < last; ++step) {
         thread_choice_ = tuner_.pick(max_threads);
         const auto step_start = clock::now();
@@ -492,9 +404,11 @@ TrainProgress Network<T>::train(TrainRequest<T>& req) {
         prog.correct += count_correct(out, rows, req.loss);
         run_backward(rows, false);
         if (req.grad_norm_sums)
-            for (const Stage& st : stages_)
-                if (st.kind == LayerKind::dense && st.trainable)
-                    req.grad_norm_sums[st.dense_ordinal] += std::sqrt(kt.sum_squares(grads_.data() + st.weight, st.in * st.out));
+            for (std::size_t i = 0; i < tracked_.size(); ++i) {
+                const Stage<T>& st = *stages_[std::size_t(tracked_[i])];
+                const TensorSlot& w = *st.tracked_weight();
+                if (st.trainable) req.grad_norm_sums[i] += std::sqrt(kt.sum_squares(grads_.data() + w.offset, w.size()));
+            }
         optimizer_step(req.opt, req.lr_per_step ? req.lr_per_step[step] : req.opt.params.lr, false);
         prog.steps += 1;
         prog.loss_sum += value;

@@ -1,36 +1,20 @@
-// A Sequential network over flat parameter / gradient / state buffers.
-// Stages: a Dense layer (fused with the activation that follows it: bias + activation run as the GEMM's
-// epilogue), a lone activation, dropout, batch normalisation, and residual block markers (y = x + f(x)).
-// Workspaces grow to the largest batch seen and are then reused: a forward/backward/step at a batch size
-// already seen allocates nothing.
+// A Sequential network over flat parameter / gradient / state buffers: a list of stages (stage.h, one
+// file per kind), each with a per-sample input and output shape. Every stage's activations are one
+// contiguous block per batch, so the buffer plan, the optimizer and the training loop do not depend on
+// the kinds. Workspaces grow to the largest batch seen and are then reused: a forward/backward/step at a
+// batch size already seen allocates nothing.
 #pragma once
 #include <atomic>
+#include <memory>
 #include <cstdint>
 #include <utility>
 #include <vector>
 
 #include "../aligned_buffer.h"
 #include "../core_types.h"
+#include "stage.h"
 
 namespace nc {
-
-enum class LayerKind : int { dense = 0, activation = 1, dropout = 2, batchnorm = 3, residual_begin = 4, residual_end = 5 };
-
-struct LayerSpec {
-    LayerKind kind = LayerKind::dense;
-    index_t in = 0, out = 0;       // dense (in, out); batchnorm features in `out`
-    bool bias = true;              // dense
-    Act act = Act::identity;       // activation
-    double alpha = 0.01;           // leaky ReLU slope, ELU alpha
-    double p = 0.5;                // dropout probability
-    double momentum = 0.1, eps = 1e-5;  // batchnorm
-};
-
-// Where one layer's arrays live (element offsets; -1 when absent). Dense: weight, bias. BatchNorm:
-// weight = gamma, bias = beta in the parameters, state = running mean then running variance.
-struct ParamSlot {
-    index_t weight = -1, bias = -1, state = -1, in = 0, out = 0;
-};
 
 // The optimizer as the training loop sees it: the rule, its flat state and its step counter.
 template <typename T>
@@ -57,7 +41,7 @@ struct TrainRequest {
     OptimizerRef<T> opt{};
     const double* lr_per_step = nullptr;     // (n_steps,) learning rate of each step of the epoch, or nullptr
     double input_noise = 0.0;                // stddev of Gaussian noise added to each batch's inputs
-    double* grad_norm_sums = nullptr;        // (n_dense,) += ||dW|| of each Dense layer per step, or nullptr
+    double* grad_norm_sums = nullptr;        // (n_tracked,) += ||dW|| of each Dense/Conv2D per step, or nullptr
 };
 
 struct TrainProgress {
@@ -72,14 +56,19 @@ struct TrainProgress {
 template <typename T>
 class Network {
   public:
-    explicit Network(const std::vector<LayerSpec>& layers);
+    // input: the per-sample shape of x; layers in order (residual blocks as begin/end markers).
+    Network(const Shape& input, const std::vector<LayerSpec>& layers);
 
-    index_t in_features() const { return in_features_; }
+    const Shape& input_shape() const { return in_shape_; }
+    const Shape& output_shape() const { return out_shape_; }
+    index_t in_features() const { return in_features_; }     // per-sample sizes
     index_t out_features() const { return out_features_; }
     index_t n_params() const { return n_params_; }
     index_t n_state() const { return n_state_; }
-    index_t n_dense() const { return n_dense_; }
-    const std::vector<ParamSlot>& slots() const { return slots_; }
+    index_t n_tracked() const { return index_t(tracked_.size()); }
+    index_t n_layers() const { return n_layers_; }
+    // The stage built from layer `layer`, or nullptr (an activation fused into the stage before it).
+    const Stage<T>* stage_of(index_t layer) const;
     T* params() { return params_.data(); }
     T* grads() { return grads_.data(); }
     T* state() { return state_.data(); }
@@ -111,41 +100,29 @@ class Network {
     };
 
   private:
-    struct Stage {
-        LayerKind kind;
-        index_t layer;           // the LayerSpec this stage came from (a fused activation's Dense)
-        index_t in, out;
-        index_t weight = -1, bias = -1, state = -1;
-        Act act = Act::identity;
-        T alpha = T(0);
-        double p = 0.0, momentum = 0.1, eps = 1e-5;
-        index_t out_col = -1;    // column offset of its output in acts_ (-1: aliases its input)
-        index_t aux_col = -1;    // column offset in aux_: GELU pre-activation, dropout mask, BN xhat, skip grad
-        index_t cols_off = -1;   // offset in col_scratch_: BN mean, invstd, dgamma, dbeta
-        index_t partner = -1;    // residual markers: the matching marker
-        index_t dense_ordinal = -1;
-        bool trainable = true;
-    };
-
     void reserve(index_t rows);
     const T* run_forward(index_t rows, bool training);    // from stage0_in_ (input_, or the caller's rows)
     const T* run_backward(index_t rows, bool want_dx);    // from grad_a_
+    Pass<T> make_pass(index_t rows, bool training);
     void update_trainable_ranges();
     index_t count_correct(const T* out, index_t rows, LossKind loss) const;
     std::uint64_t next_key(std::uint64_t stream);
 
-    std::vector<Stage> stages_;
-    std::vector<ParamSlot> slots_;
+    std::vector<std::unique_ptr<Stage<T>>> stages_;
+    std::vector<index_t> tracked_;                        // stages whose weight-gradient norm is tracked
     std::vector<char> grad_needed_below_;                 // per stage: a trainable layer sits before it
     std::vector<std::pair<index_t, index_t>> trainable_ranges_;  // (offset, length) in the flat buffers
     std::vector<const T*> outs_;                          // per stage output of the last forward
-    index_t in_features_ = 0, out_features_ = 0, n_params_ = 0, n_state_ = 0, n_dense_ = 0;
+    std::vector<T*> auxs_;                                // per stage kept workspace (or nullptr)
+    std::vector<index_t> out_col_, aux_col_;              // per stage offsets per sample in acts_ / aux_ (-1: none)
+    Shape in_shape_, out_shape_;
+    index_t in_features_ = 0, out_features_ = 0, n_params_ = 0, n_state_ = 0, n_layers_ = 0;
     index_t max_width_ = 0, act_width_ = 0, aux_width_ = 0;
-    AlignedBuffer<T> params_, grads_, state_, col_scratch_;
+    AlignedBuffer<T> params_, grads_, state_;
 
     index_t cap_rows_ = 0, forward_rows_ = 0;
     bool forward_training_ = false;
-    AlignedBuffer<T> input_, acts_, aux_, grad_a_, grad_b_, targets_, gemm_ws_;
+    AlignedBuffer<T> input_, acts_, aux_, grad_a_, grad_b_, targets_, gemm_ws_, temp_;
     // The first stage's input: input_, or rows the caller owns for the duration of the call (predict's
     // chunk in place; in training, the data set itself with stage0_rows_ as the batch's row indices,
     // which the first Dense layer's products read through their gathers instead of a copied batch).

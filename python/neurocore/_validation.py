@@ -82,3 +82,41 @@ def as_matrix(x, dtype: np.dtype, name: str, cols: int | None = None, owner="", 
         bad = np.argwhere(~np.isfinite(out))[0]
         raise ValueError(f"{name} must be finite; found {out[tuple(bad)]} at row {bad[0]}, column {bad[1]}")
     return out
+
+
+def check_shape(value, name: str) -> tuple:
+    """A per-sample shape: a non-empty tuple/list of integers >= 1."""
+    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+        value = (value,)
+    if not isinstance(value, (tuple, list)) or not value:
+        raise TypeError(f"{name} must be a non-empty tuple of integers, e.g. (28, 28, 1), got {value!r}")
+    return tuple(check_int(d, f"{name} entries", minimum=1, maximum=2**31 - 1) for d in value)
+
+
+def as_batch(x, dtype: np.dtype, name: str, shape: tuple, owner="", *, allow_empty: bool = False,
+             finite: bool = False) -> np.ndarray:
+    """x as a C-contiguous (batch, *shape) array of dtype, copied/cast only when needed. One-axis samples go
+    through :func:`as_matrix` (its messages speak of columns)."""
+    if len(shape) == 1:
+        return as_matrix(x, dtype, name, cols=shape[0], owner=owner, allow_empty=allow_empty, finite=finite)
+    if (type(x) is np.ndarray and x.dtype == dtype and x.shape[1:] == shape and x.flags.c_contiguous
+            and (x.shape[0] > 0 or allow_empty) and not finite):
+        return x
+    arr = as_numeric_array(x, name)
+    owner = owner() if callable(owner) else owner
+    who = f"{owner} expects {name}" if owner else name
+    want = "(batch, " + ", ".join(str(d) for d in shape) + ")"
+    if arr.shape[1:] != tuple(shape) or arr.ndim != len(shape) + 1:
+        hint = ""
+        if arr.shape == tuple(shape):
+            hint = f" (use x[None] for a single sample)"
+        elif arr.ndim == len(shape) + 1 and arr.shape[-1] != shape[-1] and arr.shape[1] == shape[-1]:
+            hint = " (images are channels-last: (N, H, W, C); use x.transpose(0, 2, 3, 1) for (N, C, H, W))"
+        raise ValueError(f"{who} of shape {want}, got shape {arr.shape}{hint}")
+    if arr.shape[0] == 0 and not allow_empty:
+        raise ValueError(f"{who} to hold at least one sample, got shape {arr.shape}")
+    out = np.ascontiguousarray(arr, dtype=dtype)
+    if finite and not np.isfinite(out).all():
+        bad = np.argwhere(~np.isfinite(out))[0]
+        raise ValueError(f"{name} must be finite; found {out[tuple(bad)]} at index {tuple(int(i) for i in bad)}")
+    return out

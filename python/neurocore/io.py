@@ -86,7 +86,8 @@ def load(path):
                     raise ValueError(f"{prefix} {i} is {a.dtype}{a.shape}, expected {dtype}{shape}")
             if f"{prefix}_{len(expected)}" in arrays:
                 raise ValueError(f"more {prefix}s than the architecture has")
-        model = Sequential(layers, dtype=dtype.name)
+        input_shape = header.get("input_shape")
+        model = Sequential(layers, dtype=dtype.name, input_shape=tuple(input_shape) if input_shape else None)
         params = model.parameters()
         opt = optimizer_from_config(header["optimizer"]) if header.get("optimizer") else None
     except (ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile, UnicodeDecodeError, OSError) as exc:
@@ -110,23 +111,19 @@ def _buffers(model) -> list:
     out = []
     for layer in model.parameter_layers():
         views = layer._views()
-        out.extend(views[k] for k in ("running_mean", "running_var") if k in views)
+        out.extend(views[name] for name, _, is_state in layer.tensor_shapes() if is_state)
     return out
 
 
 def _expected_shapes(layers):
     """Parameter and buffer shapes of an architecture, computed without building it."""
-    from .layers import BatchNorm, Dense, flatten
+    from .layers import flatten
 
     params, buffers = [], []
     for layer, _ in flatten(layers):
-        if isinstance(layer, Dense):
-            params.append((layer.in_features, layer.out_features))
-            if layer.use_bias:
-                params.append((layer.out_features,))
-        elif isinstance(layer, BatchNorm):
-            params += [(layer.features,)] * 2
-            buffers += [(layer.features,)] * 2
+        if layer is not None:
+            for _, shape, is_state in layer.tensor_shapes():
+                (buffers if is_state else params).append(tuple(shape))
     return params, buffers
 
 

@@ -1,7 +1,11 @@
-"""Layers of a :class:`~neurocore.Sequential`: Dense and the activations.
+"""Layers of a :class:`~neurocore.Sequential`: Dense, the activations, Dropout, BatchNorm, Residual.
 
 A layer is a description until it joins a Sequential; from then on its arrays (``weight``, ``bias``,
 ``grad_weight``, ``grad_bias``) are zero-copy views of the model's flat C++ buffers.
+
+Every layer maps a per-sample input shape to an output shape (:meth:`Layer.output_shape`, which raises a
+ValueError naming the rule and both shapes), describes itself to the C++ core as ``(kind, ints, reals)``
+(:meth:`Layer.spec`) and lists the tensors the core allocates for it (:meth:`Layer.tensor_shapes`).
 """
 from __future__ import annotations
 
@@ -40,8 +44,22 @@ class Layer:
             model._net.set_trainable(self._index, self._trainable)
 
     def spec(self) -> tuple:
-        """The layer as the C++ network takes it."""
+        """The layer as the C++ network takes it: (kind, ints, reals)."""
         raise NotImplementedError
+
+    def output_shape(self, shape: tuple) -> tuple:
+        """The per-sample output shape for a per-sample input `shape`; ValueError when the layer cannot take
+        it (the message continues "Sequential layer i ..."). Element-wise layers keep the shape."""
+        return shape
+
+    def fixed_input_shape(self):
+        """The per-sample input shape this layer fixes by itself when it comes first (Dense: (in,)), None
+        when it keeps whatever it gets; raises ValueError when it needs ``input_shape=`` (Conv2D)."""
+        return None
+
+    def tensor_shapes(self) -> list:
+        """[(name, shape, is_state)] of the tensors the core allocates for this layer, in its order."""
+        return []
 
     def _clone(self) -> Layer:
         """An unbound copy with the same configuration (its arrays are copied by Sequential)."""
@@ -103,7 +121,26 @@ class Dense(Layer):
         return {"type": "Dense", "in_features": self.in_features, "out_features": self.out_features, "bias": self.use_bias}
 
     def spec(self) -> tuple:
-        return ("dense", self.in_features, self.out_features, self.use_bias)
+        return ("dense", (self.in_features, self.out_features, int(self.use_bias)), ())
+
+    def output_shape(self, shape: tuple) -> tuple:
+        if len(shape) != 1:
+            raise ValueError(f"{self!r} takes (batch, features) inputs but the layer before it produces samples of "
+                             f"shape {shape}; put a Flatten() before it")
+        if shape[0] != self.in_features:
+            raise ValueError(f"{self!r} expects {self.in_features} inputs but the layer before it produces {shape[0]}")
+        return (self.out_features,)
+
+    def fixed_input_shape(self):
+        return (self.in_features,)
+
+    def tensor_shapes(self) -> list:
+        out = [("weight", (self.in_features, self.out_features), False)]
+        return out + ([("bias", (self.out_features,), False)] if self.use_bias else [])
+
+    def fans(self) -> tuple:
+        """(fan_in, fan_out) for the initialisers."""
+        return self.in_features, self.out_features
 
     def _views(self):
         if self._model is None:
@@ -156,7 +193,7 @@ class _Activation(Layer):
         return {"type": type(self).__name__}
 
     def spec(self) -> tuple:
-        return (self.kind, float(self.alpha))
+        return (self.kind, (), (float(self.alpha),))
 
 
 class Identity(_Activation):
@@ -249,11 +286,12 @@ class Dropout(Layer):
         return {"type": "Dropout", "p": self.p}
 
     def spec(self) -> tuple:
-        return ("dropout", self.p)
+        return ("dropout", (), (self.p,))
 
 
 class BatchNorm(Layer):
-    """Batch normalisation over the features of (batch, features) inputs: ``torch.nn.BatchNorm1d``.
+    """Batch normalisation over the last axis: ``torch.nn.BatchNorm1d`` on (batch, features) inputs, and
+    ``torch.nn.BatchNorm2d`` on (batch, H, W, C) images (per channel over batch, height and width).
 
     Training normalises with the batch mean and (biased) variance and updates ``running_mean`` /
     ``running_var`` (unbiased variance) with ``momentum``; inference uses the running statistics.
@@ -277,7 +315,21 @@ class BatchNorm(Layer):
         return {"type": "BatchNorm", "features": self.features, "momentum": self.momentum, "eps": self.eps}
 
     def spec(self) -> tuple:
-        return ("batchnorm", self.features, self.momentum, self.eps)
+        return ("batchnorm", (self.features,), (self.momentum, self.eps))
+
+    def output_shape(self, shape: tuple) -> tuple:
+        if shape[-1] != self.features:
+            what = "features" if len(shape) == 1 else "channels (the last axis)"
+            raise ValueError(f"{self!r} expects {self.features} {what} but the layer before it produces "
+                             f"{shape[-1] if len(shape) == 1 else shape}")
+        return shape
+
+    def fixed_input_shape(self):
+        return (self.features,)
+
+    def tensor_shapes(self) -> list:
+        c = (self.features,)
+        return [("weight", c, False), ("bias", c, False), ("running_mean", c, True), ("running_var", c, True)]
 
     _views = Dense._views
     _assign = Dense._assign
@@ -302,13 +354,31 @@ class Residual(Layer):
 
     def __init__(self, layers):
         layers = check_layer_list(layers, "Residual")
-        width_in = input_width(layers)
-        width_out = chain_widths(layers, width_in, "Residual")
-        if width_in is not None and width_out != width_in:
-            raise ValueError(f"Residual block must keep its width: its input has {width_in} features but "
-                             f"its output has {width_out}")
+        shape_in = fixed_input_shape(layers)
+        if shape_in is not None:
+            shape_out = infer_shapes(layers, shape_in, "Residual")[-1]
+            if shape_out != shape_in:
+                what = (f"width: its input has {shape_in[0]} features but its output has {shape_out[0]}"
+                        if len(shape_in) == len(shape_out) == 1 else
+                        f"shape: its input is {shape_in} but its output is {shape_out}")
+                raise ValueError(f"Residual block must keep its {what}")
         self.layers = layers
-        self.width = width_in
+        self.width = shape_in[0] if shape_in is not None and len(shape_in) == 1 else None
+        self._shape = shape_in
+
+    def output_shape(self, shape: tuple) -> tuple:
+        if self._shape is not None and tuple(shape) != self._shape:
+            if len(self._shape) == 1 and len(shape) == 1:
+                raise ValueError(f"is a residual block of width {self._shape[0]} after a layer producing {shape[0]}")
+            raise ValueError(f"is a residual block over samples of shape {self._shape} after a layer producing {shape}")
+        out = infer_shapes(self.layers, tuple(shape), "Residual")[-1]
+        if out != tuple(shape):
+            raise ValueError(f"is a residual block that must keep its input's shape {tuple(shape)}, but its "
+                             f"layers produce {out}")
+        return out
+
+    def fixed_input_shape(self):
+        return self._shape
 
     def __repr__(self) -> str:
         return "Residual([" + ", ".join(repr(layer) for layer in self.layers) + "])"
@@ -328,27 +398,29 @@ class Residual(Layer):
         return block
 
 
-def chain_widths(layers, width, owner: str):
-    """Check that sizes chain through layers starting from `width` (None: the first Dense decides);
-    returns the output width (None when no layer fixes it)."""
+def infer_shapes(layers, shape: tuple, owner: str) -> list:
+    """The per-sample output shape after each layer, starting from `shape`; a ValueError names the owner,
+    the layer's position, the rule and both shapes."""
+    shapes = []
+    shape = tuple(shape)
     for i, layer in enumerate(layers):
-        if isinstance(layer, Dense):
-            if width is not None and layer.in_features != width:
-                raise ValueError(f"{owner} layer {i} {layer!r} expects {layer.in_features} inputs but the layer "
-                                 f"before it produces {width}")
-            width = layer.out_features
-        elif isinstance(layer, BatchNorm):
-            if width is not None and layer.features != width:
-                raise ValueError(f"{owner} layer {i} {layer!r} expects {layer.features} features but the layer "
-                                 f"before it produces {width}")
-            width = layer.features
-        elif isinstance(layer, Residual):
-            if width is None:
-                width = layer.width
-            elif layer.width is not None and layer.width != width:
-                raise ValueError(f"{owner} layer {i} is a residual block of width {layer.width} after a layer "
-                                 f"producing {width}")
-    return width
+        try:
+            shape = tuple(int(d) for d in layer.output_shape(shape))
+        except ValueError as exc:
+            raise ValueError(f"{owner} layer {i} {exc}" if str(exc).startswith("is ") else
+                             f"{owner} layer {i}: {exc}") from None
+        shapes.append(shape)
+    return shapes
+
+
+def fixed_input_shape(layers):
+    """The per-sample input shape a list of layers fixes by itself (the first layer that fixes one; layers
+    before it keep their input's shape), or None."""
+    for layer in layers:
+        shape = layer.fixed_input_shape()
+        if shape is not None:
+            return tuple(shape)
+    return None
 
 
 def check_layer_list(layers, owner: str) -> list:
@@ -364,27 +436,15 @@ def check_layer_list(layers, owner: str) -> list:
     return layers
 
 
-def input_width(layers):
-    """The input width a list of layers expects (None when no layer fixes it)."""
-    for layer in layers:
-        if isinstance(layer, Dense):
-            return layer.in_features
-        if isinstance(layer, BatchNorm):
-            return layer.features
-        if isinstance(layer, Residual) and layer.width is not None:
-            return layer.width
-    return None
-
-
 def flatten(layers) -> list:
     """Layers in the C++ network's order: a Residual becomes (begin marker, its layers, end marker).
     Returns (layer or None, spec) pairs; the end marker has no layer."""
     out = []
     for layer in layers:
         if isinstance(layer, Residual):
-            out.append((layer, ("residual_begin",)))
+            out.append((layer, ("residual_begin", (), ())))
             out.extend(flatten(layer.layers))
-            out.append((None, ("residual_end",)))
+            out.append((None, ("residual_end", (), ())))
         else:
             out.append((layer, layer.spec()))
     return out

@@ -7,18 +7,18 @@ import warnings
 import numpy as np
 
 from . import _core
-from ._validation import as_matrix, check_bool, check_int, resolve_dtype
+from ._validation import as_batch, check_bool, check_int, check_shape, resolve_dtype
 from .layers import (
     ELU,
     GELU,
     BatchNorm,
-    Dense,
     Layer,
     LeakyReLU,
     ReLU,
-    chain_widths,
     check_layer_list,
+    fixed_input_shape,
     flatten,
+    infer_shapes,
     layer_config,
 )
 from .losses import get_loss
@@ -35,17 +35,22 @@ class Sequential:
     Parameters
     ----------
     layers : list of Layer
-        The first is a :class:`Dense` (it fixes the input width); consecutive Dense sizes must chain.
+        Each layer's input shape is the one the layer before it produces (shapes must chain).
     dtype : {"float32", "float64"}
         Precision of parameters and arithmetic. Inputs of other dtypes are cast once per call.
     seed : int or None
         Seeds the weight initialisation.
+    input_shape : tuple of int, optional
+        The shape of one sample, e.g. ``(H, W, C)`` for channels-last images. Required when the first
+        layer does not fix it by itself (a Dense fixes ``(in_features,)``; a Conv2D fixes only C).
     """
 
-    def __init__(self, layers, dtype="float32", seed=None):
+    def __init__(self, layers, dtype="float32", seed=None, input_shape=None):
         layers = check_layer_list(layers, "Sequential")
         if seed is not None:
             seed = check_int(seed, "seed", minimum=0)
+        if input_shape is not None:
+            input_shape = check_shape(input_shape, "input_shape")
         self.dtype = resolve_dtype(dtype)
         # Layers that already belong to a live model are copied with their arrays (transfer learning):
         # weights are copied, never shared between models.
@@ -63,14 +68,17 @@ class Sequential:
         flat = flatten(layers)
         if len({id(layer) for layer, _ in flat if layer is not None}) != sum(layer is not None for layer, _ in flat):
             raise ValueError("the same layer object appears twice; create a new layer for each position")
-        if not any(isinstance(layer, Dense) for layer, _ in flat):
-            raise ValueError("Sequential needs at least one Dense layer (it fixes the input width)")
-        chain_widths(layers, None, "Sequential")
+        if input_shape is None:
+            input_shape = fixed_input_shape(layers)
+            if input_shape is None:
+                raise ValueError("Sequential needs input_shape=(...) (the shape of one sample) when no layer fixes "
+                                 "it, as a Dense does")
+        self._shapes = infer_shapes(layers, input_shape, "Sequential")
         self.layers = layers
         self.seed = seed
         self.optimizer = None
         self._net = (_core.Network_float32 if self.dtype == np.float32 else _core.Network_float64)(
-            [spec for _, spec in flat])
+            list(input_shape), [spec for _, spec in flat])
         self._net.set_seed(seed if seed is not None else int(np.random.SeedSequence().entropy % (1 << 63)))
         self._params = self._net.params_array()
         grads = self._net.grads_array()
@@ -78,19 +86,17 @@ class Sequential:
         state = self._net.state_array()
         self._layer_views = []   # per flattened position
         self._flat_layers = [layer for layer, _ in flat]
-        for i, ((layer, _), (w, b, st, n_in, n_out)) in enumerate(zip(flat, self._net.param_slots())):
+        for i, ((layer, _), (tensors, _)) in enumerate(zip(flat, self._net.layer_tensors())):
             views = {}
-            if isinstance(layer, BatchNorm):
-                views["weight"], views["grad_weight"] = self._params[w:w + n_out], grads[w:w + n_out]
-                views["bias"], views["grad_bias"] = self._params[b:b + n_out], grads[b:b + n_out]
-                views["running_mean"], views["running_var"] = state[st:st + n_out], state[st + n_out:st + 2 * n_out]
-            else:
-                if w >= 0:
-                    views["weight"] = self._params[w:w + n_in * n_out].reshape(n_in, n_out)
-                    views["grad_weight"] = grads[w:w + n_in * n_out].reshape(n_in, n_out)
-                if b >= 0:
-                    views["bias"] = self._params[b:b + n_out]
-                    views["grad_bias"] = grads[b:b + n_out]
+            for name, offset, shape, is_state in tensors:
+                size = math.prod(shape)
+                if is_state:
+                    views[name] = state[offset:offset + size].reshape(shape)
+                else:
+                    views[name] = self._params[offset:offset + size].reshape(shape)
+                    views["grad_" + name] = grads[offset:offset + size].reshape(shape)
+            if layer is not None and [(n, tuple(s), st) for n, _, s, st in tensors] != layer.tensor_shapes():
+                raise RuntimeError(f"internal error: the core's tensors for {layer!r} differ from its tensor_shapes()")
             self._layer_views.append(views)
             if layer is not None:
                 layer._bind(self, i, views)
@@ -110,14 +116,14 @@ class Sequential:
                 self._layer_views[i]["weight"][...] = 1
                 self._layer_views[i]["bias"][...] = 0
                 continue
-            if not isinstance(layer, Dense):
+            if not hasattr(layer, "fans"):   # layers with an initialised weight: Dense, Conv2D
                 continue
             nxt = flat[i + 1] if i + 1 < len(flat) else None
             init = layer.init
             if init is None:
                 init = "he_uniform" if isinstance(nxt, (ReLU, LeakyReLU, ELU, GELU)) else "glorot_uniform"
-            fan_in, fan_out = layer.in_features, layer.out_features
-            shape = (fan_in, fan_out)
+            fan_in, fan_out = layer.fans()
+            shape = self._layer_views[i]["weight"].shape
             if isinstance(init, np.ndarray):
                 w = init
             elif init == "zeros":
@@ -138,53 +144,79 @@ class Sequential:
 
     @property
     def in_features(self) -> int:
+        """Values per input sample (the product of ``input_shape``)."""
         return self._net.in_features
 
     @property
     def out_features(self) -> int:
+        """Values per output sample (the product of ``output_shape``)."""
         return self._net.out_features
+
+    @property
+    def input_shape(self) -> tuple:
+        """The shape of one input sample, e.g. ``(784,)`` or ``(28, 28, 1)``."""
+        return self._net.input_shape
+
+    @property
+    def output_shape(self) -> tuple:
+        """The shape of one output sample."""
+        return self._net.output_shape
+
+    def _param_names(self, views) -> list:
+        return [k for k in views if not k.startswith("grad_") and "grad_" + k in views]
 
     @property
     def n_parameters(self) -> int:
         """Number of trainable scalars (weights and biases)."""
-        return sum(v.size for views in self._layer_views for k, v in views.items() if k in ("weight", "bias"))
+        return sum(views[k].size for views in self._layer_views for k in self._param_names(views))
 
     def parameters(self) -> list:
-        """The live parameter arrays, in order: weight then bias of each Dense/BatchNorm layer. Writable views."""
-        return [v[k] for v in self._layer_views for k in ("weight", "bias") if k in v]
+        """The live parameter arrays, in order: each layer's tensors (Dense/Conv2D/BatchNorm: weight then
+        bias). Writable views."""
+        return [views[k] for views in self._layer_views for k in self._param_names(views)]
 
     def gradients(self) -> list:
         """The gradient arrays matching :meth:`parameters` (read-only views, filled by backward)."""
-        return [v[k] for v in self._layer_views for k in ("grad_weight", "grad_bias") if k in v]
+        return [views["grad_" + k] for views in self._layer_views for k in self._param_names(views)]
 
     def zero_grad(self) -> None:
         """Set every gradient to 0 (backward overwrites them anyway; kept for PyTorch-style loops)."""
         self._net.zero_grad()
 
     # ----------------------------------------------------------------------------------------------
-    def _first_dense(self) -> Dense:
-        return next(layer for layer in self._flat_layers if isinstance(layer, Dense))
-
     def _has(self, cls) -> bool:
         return any(isinstance(layer, cls) for layer in self._flat_layers)
 
+    def _owner(self) -> str:
+        """The layer named in input errors: the first that fixes the input, else the first."""
+        for layer in self._flat_layers:
+            if layer is not None and layer.fixed_input_shape() is not None:
+                return repr(layer)
+        return repr(self._flat_layers[0])
+
     def _input(self, x, name="x", allow_empty=False, finite=False) -> np.ndarray:
-        return as_matrix(x, self.dtype, name, cols=self.in_features, owner=lambda: repr(self._first_dense()),
-                         allow_empty=allow_empty, finite=finite)
+        return as_batch(x, self.dtype, name, self.input_shape, owner=self._owner, allow_empty=allow_empty,
+                        finite=finite)
+
+    def _flat_target(self, y):
+        """Targets shaped like a multi-axis output, (n, *output_shape), as the (n, out_features) the losses take."""
+        if len(self.output_shape) > 1 and isinstance(y, np.ndarray) and y.shape[1:] == self.output_shape:
+            return y.reshape(y.shape[0], -1)
+        return y
 
     def forward(self, x, training: bool = False) -> np.ndarray:
         """Run the network on a batch; keeps the activations that :meth:`backward` needs.
 
         Parameters
         ----------
-        x : array (batch, in_features)
+        x : array (batch, *input_shape)
             Any real dtype and memory layout (cast/copied once).
         training : bool
             Dropout drops and BatchNorm uses (and updates) batch statistics, as in ``fit``.
 
         Returns
         -------
-        ndarray (batch, out_features) of the model's dtype.
+        ndarray (batch, *output_shape) of the model's dtype.
         """
         training = check_bool(training, "training")
         x = self._input(x)
@@ -195,19 +227,21 @@ class Sequential:
     def backward(self, grad_output) -> np.ndarray:
         """Back-propagate d loss / d output of the last :meth:`forward`.
 
-        Fills (overwrites) ``grad_weight``/``grad_bias`` of every trainable layer and returns d loss / d x.
+        Fills (overwrites) ``grad_weight``/``grad_bias`` of every trainable layer and returns d loss / d x,
+        shaped like x.
         """
         rows = self._net.forward_rows
         if rows == 0:
             raise ValueError("backward() needs a forward() first (predict/evaluate/fit do not keep activations)")
-        g = as_matrix(grad_output, self.dtype, "grad_output", cols=self.out_features, owner="backward")
+        g = as_batch(grad_output, self.dtype, "grad_output", self.output_shape, owner="backward")
         if g.shape[0] != rows:
-            raise ValueError(f"backward expects grad_output of shape {(rows, self.out_features)} to match the last "
+            raise ValueError(f"backward expects grad_output of shape {(rows, *self.output_shape)} to match the last "
                              f"forward, got {g.shape}")
         return self._net.backward(g)
 
     def predict(self, x, batch_size: int = 1024) -> np.ndarray:
-        """The network's output for x (batch, in_features) in inference mode, in chunks of batch_size rows."""
+        """The network's output (batch, *output_shape) for x (batch, *input_shape) in inference mode, in chunks
+        of batch_size samples."""
         batch_size = check_int(batch_size, "batch_size", minimum=1)
         return self._net.predict(self._input(x, allow_empty=True), batch_size)
 
@@ -217,8 +251,8 @@ class Sequential:
         """``{"loss": ..., "accuracy": ...}`` on (x, y) in inference mode; accuracy for classification losses."""
         loss = get_loss(loss)
         x = self._input(x)
-        target = loss.prepare_target(y, x.shape[0], self.out_features, self.dtype)
-        out = self.predict(x, batch_size)
+        target = loss.prepare_target(self._flat_target(y), x.shape[0], self.out_features, self.dtype)
+        out = self.predict(x, batch_size).reshape(x.shape[0], -1)
         value, _ = loss(out, target)
         metrics = {"loss": value}
         acc = loss.accuracy(out, target)
@@ -235,7 +269,7 @@ class Sequential:
 
         Parameters
         ----------
-        x : array (n_samples, in_features); y : targets for ``loss`` (labels (n,) for cross-entropy,
+        x : array (n_samples, *input_shape); y : targets for ``loss`` (labels (n,) for cross-entropy,
             else shaped like the output).
         loss : Loss or name ('cross_entropy', 'mse', 'bce', 'bce_with_logits').
         optimizer : SGD, Adam or AdamW. Defaults to the model's last optimizer, else ``SGD(lr=0.01)``.
@@ -251,8 +285,8 @@ class Sequential:
             (``neurocore.callbacks``) is one.
         augment : ``neurocore.GaussianNoise(std)`` (added in C++, no Python per batch), or a callable
             ``f(x_batch) -> x_batch`` applied to each mini-batch's inputs (one Python call per batch).
-        track_gradients : record ``history["grad_norm"]``: per epoch, the mean over steps of each Dense
-            layer's weight-gradient norm (computed in C++); NaN for frozen layers.
+        track_gradients : record ``history["grad_norm"]``: per epoch, the mean over steps of each Dense and
+            Conv2D layer's weight-gradient norm (computed in C++); NaN for frozen layers.
         verbose : 0 silent, 1 a progress bar per epoch.
         on_nonfinite : 'raise' (FloatingPointError) or 'warn' (RuntimeWarning and stop) when a batch loss
             becomes NaN/Inf; the parameters keep the values of the last finite step.
@@ -309,13 +343,13 @@ class Sequential:
         if y_arr.ndim == 0 or len(y_arr) != n:
             raise ValueError(f"X and y must have the same number of samples, got {n} and "
                              f"{'a scalar' if y_arr.ndim == 0 else len(y_arr)}")
-        target = loss.prepare_target(y_arr, n, self.out_features, self.dtype)
+        target = loss.prepare_target(self._flat_target(y_arr), n, self.out_features, self.dtype)
         val = None
         if validation_data is not None:
             if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
                 raise TypeError("validation_data must be a tuple (x_val, y_val)")
             xv = self._input(validation_data[0], "x_val", finite=True)
-            yv = loss.prepare_target(validation_data[1], xv.shape[0], self.out_features, self.dtype)
+            yv = loss.prepare_target(self._flat_target(validation_data[1]), xv.shape[0], self.out_features, self.dtype)
             val = (xv, yv)
         elif split:
             x, target, val = _split(x, target, split, loss, seed)
@@ -376,7 +410,10 @@ class Sequential:
 
     # ----------------------------------------------------------------------------------------------
     def get_config(self) -> dict:
-        return {"dtype": self.dtype.name, "layers": [layer_config(layer) for layer in self.layers]}
+        config = {"dtype": self.dtype.name, "layers": [layer_config(layer) for layer in self.layers]}
+        if fixed_input_shape(self.layers) != self.input_shape:
+            config["input_shape"] = list(self.input_shape)
+        return config
 
     def save(self, path, include_optimizer: bool = False) -> None:
         """Write architecture, dtype, weights and BatchNorm statistics (and optimizer state) to one ``.npz``
@@ -388,7 +425,7 @@ class Sequential:
     def load_weights(self, source, strict: bool = True) -> list:
         """Copy weights layer by layer from a saved file or another model (transfer learning).
 
-        Layers are matched in order among those with parameters (Dense, BatchNorm); each pair must have the
+        Layers are matched in order among those with parameters (Dense, Conv2D, BatchNorm); each pair must have the
         same shapes. With ``strict=False`` copying stops at the first mismatch instead of raising. Returns
         the indices (in ``parameter_layers()`` order) of the layers copied. The model's dtype is kept.
         """
@@ -403,7 +440,7 @@ class Sequential:
         plan = []
         for i, (a, b) in enumerate(zip(mine, theirs)):
             va, vb = a._views(), b._views()
-            keys = [k for k in ("weight", "bias", "running_mean", "running_var") if k in va or k in vb]
+            keys = sorted({k for k in (*va, *vb) if not k.startswith("grad_")})
             if type(a) is not type(b) or not all(k in va and k in vb and va[k].shape == vb[k].shape for k in keys):
                 if strict:
                     raise ValueError(f"layer {i}: {a!r} cannot take the weights of {b!r}")
@@ -414,29 +451,30 @@ class Sequential:
         return [i for i, _, _ in plan]
 
     def parameter_layers(self) -> list:
-        """The layers that hold parameters (Dense, BatchNorm), in network order (inside Residual blocks too)."""
-        return [layer for layer in self._flat_layers if isinstance(layer, (Dense, BatchNorm))]
+        """The layers that hold parameters (Dense, Conv2D, BatchNorm), in network order (inside Residual blocks
+        too)."""
+        return [layer for layer in self._flat_layers if layer is not None and layer.tensor_shapes()]
 
     def __repr__(self) -> str:
-        lines = [f"Sequential(dtype={self.dtype.name}, {self.n_parameters:,} parameters)"]
+        lines = [f"Sequential(dtype={self.dtype.name}, input {self.input_shape}, {self.n_parameters:,} parameters)",
+                 f"  {'layer':<36} {'output shape':<18} {'parameters':>12}"]
 
-        def walk(layers, indent):
-            for i, layer in enumerate(layers):
+        def walk(layers, shape, indent):
+            shapes = infer_shapes(layers, shape, "Sequential")
+            for i, (layer, out) in enumerate(zip(layers, shapes)):
                 frozen = "" if layer.trainable else "  (frozen)"
-                if isinstance(layer, Dense):
-                    shapes = f"weight {layer.in_features}x{layer.out_features}" + (f", bias {layer.out_features}" if layer.use_bias else "")
-                    count = layer.in_features * layer.out_features + (layer.out_features if layer.use_bias else 0)
-                    lines.append(f"{indent}({i}) {layer!r:<28} {shapes:<28} {count:>12,}{frozen}")
-                elif isinstance(layer, BatchNorm):
-                    lines.append(f"{indent}({i}) {layer!r:<28} {'scale, shift ' + str(layer.features):<28} "
-                                 f"{2 * layer.features:>12,}{frozen}")
-                elif hasattr(layer, "layers"):
-                    lines.append(f"{indent}({i}) Residual: x + f(x), f =")
-                    walk(layer.layers, indent + "    ")
+                out_text = "(batch, " + ", ".join(str(d) for d in out) + ")"
+                if hasattr(layer, "layers"):
+                    name = f"({i}) Residual: x + f(x), f ="
+                    lines.append(f"{indent}{name:<{36 - len(indent) + 2}} {out_text}{frozen}")
+                    walk(layer.layers, shape, indent + "    ")
                 else:
-                    lines.append(f"{indent}({i}) {layer!r}")
+                    count = sum(math.prod(s) for _, s, is_state in layer.tensor_shapes() if not is_state)
+                    name = f"({i}) {layer!r}"
+                    lines.append(f"{indent}{name:<{36 - len(indent) + 2}} {out_text:<18} {count:>12,}{frozen}")
+                shape = out
 
-        walk(self.layers, "  ")
+        walk(self.layers, self.input_shape, "  ")
         return "\n".join(lines)
 
 
@@ -493,7 +531,7 @@ class _EpochRun:
         self.model, self.x, self.target, self.loss, self.opt = model, x, target, loss, optimizer
         self.batch_size, self.n_steps, self.verbose, self.on_nonfinite = batch_size, n_steps, verbose, on_nonfinite
         self.noise, self.augment = noise, augment
-        self.grad_norms = np.zeros(model._net.n_dense) if track_gradients else None
+        self.grad_norms = np.zeros(model._net.n_tracked) if track_gradients else None
 
     def _steps(self, x, target, order, batch_size, first, count, loss_sum, lrs):
         net = self.model._net
@@ -544,8 +582,8 @@ class _EpochRun:
                 if "accuracy" in vm:
                     metrics["val_accuracy"] = vm["accuracy"]
             if self.grad_norms is not None:  # NaN for frozen layers: no gradient is computed for them
-                dense = [layer for layer in model._flat_layers if isinstance(layer, Dense)]
+                tracked = [layer for layer in model._flat_layers if hasattr(layer, "fans")]
                 metrics["grad_norm"] = [g / self.n_steps if layer.trainable else float("nan")
-                                        for g, layer in zip(self.grad_norms.tolist(), dense)]
+                                        for g, layer in zip(self.grad_norms.tolist(), tracked)]
             bar.finish({k: v for k, v in metrics.items() if k != "grad_norm"})
         return metrics
