@@ -8,7 +8,8 @@ from ._runtime import _select_isa_from_env, cpu_info, get_num_threads, set_num_t
 from .augment import GaussianNoise
 from .callbacks import EarlyStopping
 from .io import load
-from .layers import ELU, GELU, BatchNorm, Dense, Dropout, Identity, LeakyReLU, ReLU, Residual, Sigmoid, Softmax, Tanh
+from .layers import (ELU, GELU, GRU, LSTM, RNN, BatchNorm, Dense, Dropout, Identity, LeakyReLU, ReLU, Residual, Sigmoid,
+                     Softmax, Tanh)
 from .losses import BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, MSELoss
 from .model import Sequential
 from .optim import SGD, Adam, AdamW
@@ -17,7 +18,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Sequential", "Dense", "Identity", "Sigmoid", "Tanh", "ReLU", "LeakyReLU", "Softmax", "ELU", "GELU",
-    "Dropout", "BatchNorm", "Residual",
+    "Dropout", "BatchNorm", "Residual", "RNN", "LSTM", "GRU",
     "MSELoss", "BCELoss", "BCEWithLogitsLoss", "CrossEntropyLoss", "SGD", "Adam", "AdamW",
     "GaussianNoise", "EarlyStopping", "schedules", "callbacks",
     "load", "cpu_info", "set_num_threads", "get_num_threads", "__version__",

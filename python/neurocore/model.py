@@ -17,8 +17,10 @@ from .layers import (
     ReLU,
     check_layer_list,
     fixed_input_shape,
+    _Recurrent,
     flatten,
     infer_shapes,
+    initial_weights,
     layer_config,
 )
 from .losses import get_loss
@@ -116,28 +118,17 @@ class Sequential:
                 self._layer_views[i]["weight"][...] = 1
                 self._layer_views[i]["bias"][...] = 0
                 continue
+            if isinstance(layer, _Recurrent):
+                layer.initialise(self._layer_views[i], rng)
+                continue
             if not hasattr(layer, "fans"):   # layers with an initialised weight: Dense, Conv2D
                 continue
             nxt = flat[i + 1] if i + 1 < len(flat) else None
             init = layer.init
             if init is None:
                 init = "he_uniform" if isinstance(nxt, (ReLU, LeakyReLU, ELU, GELU)) else "glorot_uniform"
-            fan_in, fan_out = layer.fans()
             shape = self._layer_views[i]["weight"].shape
-            if isinstance(init, np.ndarray):
-                w = init
-            elif init == "zeros":
-                w = np.zeros(shape)
-            elif init == "he_uniform":
-                w = rng.uniform(-1, 1, shape) * math.sqrt(6.0 / fan_in)
-            elif init == "he_normal":
-                w = rng.standard_normal(shape) * math.sqrt(2.0 / fan_in)
-            elif init == "glorot_uniform":
-                w = rng.uniform(-1, 1, shape) * math.sqrt(6.0 / (fan_in + fan_out))
-            elif init == "glorot_normal":
-                w = rng.standard_normal(shape) * math.sqrt(2.0 / (fan_in + fan_out))
-            else:  # lecun_normal
-                w = rng.standard_normal(shape) * math.sqrt(1.0 / fan_in)
+            w = init if isinstance(init, np.ndarray) else initial_weights(init, shape, *layer.fans(), rng)
             self._layer_views[i]["weight"][...] = w
             if layer.use_bias:
                 self._layer_views[i]["bias"][...] = 0
@@ -582,7 +573,7 @@ class _EpochRun:
                 if "accuracy" in vm:
                     metrics["val_accuracy"] = vm["accuracy"]
             if self.grad_norms is not None:  # NaN for frozen layers: no gradient is computed for them
-                tracked = [layer for layer in model._flat_layers if hasattr(layer, "fans")]
+                tracked = [layer for layer in model._flat_layers if hasattr(layer, "fans") or isinstance(layer, _Recurrent)]
                 metrics["grad_norm"] = [g / self.n_steps if layer.trainable else float("nan")
                                         for g, layer in zip(self.grad_norms.tolist(), tracked)]
             bar.finish({k: v for k, v in metrics.items() if k != "grad_norm"})
