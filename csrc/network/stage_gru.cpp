@@ -22,7 +22,7 @@ class GruStage final : public RecurrentStage<T> {
     index_t temp_elems(index_t rows) const override {
         const index_t n = rows, H = this->hidden_;
         const index_t forward = Scratch::pad(n * this->gh());
-        const index_t backward = 2 * Scratch::pad(n * this->steps_ * this->gh()) + 2 * Scratch::pad(n * H) + this->index_elems(n);
+        const index_t backward = 2 * Scratch::pad(n * this->steps_ * this->gh()) + 2 * Scratch::pad(n * H) + this->backward_common_elems(n);
         return forward > backward ? forward : backward;
     }
 
@@ -57,6 +57,8 @@ class GruStage final : public RecurrentStage<T> {
         T* carry = s.take(n * H);
         T* dh = s.take(n * H);
         std::int64_t* prev_rows = s.take_indices(n * steps);
+        T* w_hh_t = s.take(gh * H);
+        this->transpose_w_hh(p, w_hh_t);
         for (index_t t = steps; t-- > 0;) {
             index_t ld_dy;
             const T* dy = this->output_grad_at(g, t, ld_dy);
@@ -64,7 +66,7 @@ class GruStage final : public RecurrentStage<T> {
             p.kt->recurrent.gru_step_backward(da_x + t * gh, da_h + t * gh, carry, k.gates + t * gh, k.hn + t * H,
                                               k.h + t * H, last ? nullptr : dh, dy, steps * gh, steps * gh, steps * H,
                                               this->state_stride(), ld_dy, last, n, H, p.threads);
-            if (t > 0) this->recurrent_grad(p, da_h + t * gh, dh);
+            if (t > 0) this->recurrent_grad(p, da_h + t * gh, w_hh_t, dh);
         }
         if (this->trainable) this->weight_grads(p, x, k.h, da_x, da_h, prev_rows);
         if (!need_dx) return;

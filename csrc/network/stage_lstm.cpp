@@ -19,7 +19,7 @@ class LstmStage final : public RecurrentStage<T> {
     index_t temp_elems(index_t rows) const override {
         const index_t n = rows, H = this->hidden_;
         const index_t forward = Scratch::pad(this->gh()) + Scratch::pad(n * this->gh());
-        const index_t backward = Scratch::pad(n * this->steps_ * this->gh()) + 2 * Scratch::pad(n * H) + this->index_elems(n);
+        const index_t backward = Scratch::pad(n * this->steps_ * this->gh()) + 2 * Scratch::pad(n * H) + this->backward_common_elems(n);
         return forward > backward ? forward : backward;
     }
 
@@ -48,6 +48,8 @@ class LstmStage final : public RecurrentStage<T> {
         T* dc = s.take(n * H);
         T* dh = s.take(n * H);
         std::int64_t* prev_rows = s.take_indices(n * steps);
+        T* w_hh_t = s.take(gh * H);
+        this->transpose_w_hh(p, w_hh_t);
         for (index_t t = steps; t-- > 0;) {
             index_t ld_dy;
             const T* dy = this->output_grad_at(g, t, ld_dy);
@@ -55,7 +57,7 @@ class LstmStage final : public RecurrentStage<T> {
             p.kt->recurrent.lstm_step_backward(da + t * gh, dc, k.gates + t * gh, k.c + t * H, k.tanh_c + (t + 1) * H,
                                                last ? nullptr : dh, dy, steps * gh, steps * gh, ss, ld_dy, last, n, H,
                                                p.threads);
-            if (t > 0) this->recurrent_grad(p, da + t * gh, dh);
+            if (t > 0) this->recurrent_grad(p, da + t * gh, w_hh_t, dh);
         }
         if (this->trainable) this->weight_grads(p, x, k.h, da, da, prev_rows);
         if (!need_dx) return;

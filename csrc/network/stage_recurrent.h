@@ -82,9 +82,9 @@ class RecurrentStage : public Stage<T> {
       private:
         T* top_;
     };
-    // Scratch elements for the row-index table of the dW_hh product.
-    index_t index_elems(index_t rows) const {
-        return Scratch::pad(rows * steps_ * index_t(sizeof(std::int64_t) / sizeof(T)));
+    // Scratch every backward takes besides its gate gradients: W_hhᵀ and the row-index table of dW_hh.
+    index_t backward_common_elems(index_t rows) const {
+        return Scratch::pad(gh() * hidden_) + Scratch::pad(rows * steps_ * index_t(sizeof(std::int64_t) / sizeof(T)));
     }
 
     // The zero initial state: step 0 of every sample's extended state block.
@@ -106,9 +106,18 @@ class RecurrentStage : public Stage<T> {
         p.kt->gemm(g, p.gemm_ws, p.gemm_ws_elems, p.threads);
     }
 
-    // dh (N, H) = da_t (N, G·H; row stride T·G·H) W_hhᵀ: dL/dh_{t-1} through the recurrent weights.
-    void recurrent_grad(const Pass<T>& p, const T* da_t, T* dh) const {
-        GemmCall<T> g{p.rows, hidden_, gh(), da_t, steps_ * gh(), 1, p.params + w_hh_, 1, gh(), dh, hidden_, nullptr,
+    // w_hh_t (G·H, H) = W_hhᵀ, once per backward: the per-step products below then read a row-major B in
+    // place instead of packing the transpose at every step.
+    void transpose_w_hh(const Pass<T>& p, T* w_hh_t) const {
+        const T* w = p.params + w_hh_;
+        for (index_t i = 0; i < hidden_; ++i)
+            for (index_t j = 0; j < gh(); ++j) w_hh_t[j * hidden_ + i] = w[i * gh() + j];
+    }
+
+    // dh (N, H) = da_t (N, G·H; row stride T·G·H) W_hhᵀ, from w_hh_t = W_hhᵀ (G·H, H): dL/dh_{t-1}
+    // through the recurrent weights.
+    void recurrent_grad(const Pass<T>& p, const T* da_t, const T* w_hh_t, T* dh) const {
+        GemmCall<T> g{p.rows, hidden_, gh(), da_t, steps_ * gh(), 1, w_hh_t, hidden_, 1, dh, hidden_, nullptr,
                       Act::identity, T(0)};
         p.kt->gemm(g, p.gemm_ws, p.gemm_ws_elems, p.threads);
     }

@@ -20,7 +20,7 @@ class RnnStage final : public RecurrentStage<T> {
     // The pre-activations (forward) or their gradients (backward), (N, T, H); one step's products (N, H).
     index_t temp_elems(index_t rows) const override {
         return Scratch::pad(this->hidden_) + Scratch::pad(rows * this->steps_ * this->hidden_) +
-               2 * Scratch::pad(rows * this->hidden_) + this->index_elems(rows);
+               2 * Scratch::pad(rows * this->hidden_) + this->backward_common_elems(rows);
     }
 
     void forward(const Pass<T>& p, const T* x, T* y, T* aux) override {
@@ -49,12 +49,14 @@ class RnnStage final : public RecurrentStage<T> {
         T* dh = s.take(n * H);
         s.take(n * H);
         std::int64_t* prev_rows = s.take_indices(n * steps);
+        T* w_hh_t = s.take(H * H);
+        this->transpose_w_hh(p, w_hh_t);
         for (index_t t = steps; t-- > 0;) {
             index_t ld_dy;
             const T* dy = this->output_grad_at(g, t, ld_dy);
             p.kt->recurrent.rnn_step_backward(da + t * H, h + (t + 1) * H, t == steps - 1 ? nullptr : dh, dy, steps * H,
                                               this->state_stride(), ld_dy, n, H, act_, p.threads);
-            if (t > 0) this->recurrent_grad(p, da + t * H, dh);
+            if (t > 0) this->recurrent_grad(p, da + t * H, w_hh_t, dh);
         }
         if (this->trainable) this->weight_grads(p, x, h, da, da, prev_rows);
         if (!need_dx) return;
