@@ -45,7 +45,7 @@ def linear_ar(x_train, y_train, x_test):
 
 
 def forecast(args, rng):
-    n_train, epochs = (1000, 3) if args.quick else (8000, 30)
+    n_train, epochs = (1000, 3) if args.quick else (4000, 20)
     x_train, _, y_train = make_windows(n_train, rng)
     x_test, clean_test, y_test = make_windows(1000, rng)
     model = nc.Sequential([nc.LSTM(1, 64), nc.Dense(64, HORIZON)], input_shape=(LAGS, 1), seed=0)
@@ -64,7 +64,7 @@ def digits(args):
     x, y = load_digits()
     x_train, x_test, y_train, y_test = train_test_split(x.reshape(-1, 8, 8), y, test_size=0.25, seed=0)
     model = nc.Sequential([nc.GRU(8, 64), nc.Dense(64, 10)], input_shape=(8, 8), seed=0)
-    model.fit(x_train, y_train, optimizer=nc.Adam(lr=3e-3), epochs=3 if args.quick else 40, batch_size=32,
+    model.fit(x_train, y_train, optimizer=nc.Adam(lr=3e-3), epochs=3 if args.quick else 30, batch_size=32,
               seed=0, verbose=0)
     acc = model.evaluate(x_test, y_test)["accuracy"]
     print(f"digits read as 8 rows of 8 pixels by a GRU: test accuracy {acc:.3f}")
