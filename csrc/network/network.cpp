@@ -189,8 +189,10 @@ void Network<T>::reserve(index_t rows) {
         labels_.resize(rows);
         cap_rows_ = rows;
         forward_rows_ = 0;
-        for (std::size_t s = 0; s < stages_.size(); ++s)
+        for (std::size_t s = 0; s < stages_.size(); ++s) {
             auxs_[s] = aux_col_[s] >= 0 ? aux_.data() + rows * aux_col_[s] : nullptr;
+            stages_[s]->reserve(rows);
+        }
     }
     const KernelTable<T>& kt = *kt_;
     const int threads = num_threads();

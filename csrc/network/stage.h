@@ -119,6 +119,8 @@ class Stage {
     virtual index_t temp_elems(index_t) const { return 0; }
     // Packing workspace its GEMMs need for `rows` samples and `threads` threads.
     virtual index_t gemm_workspace(const KernelTable<T>&, index_t, int) const { return 0; }
+    // Called when the network's capacity grows to `rows` samples: size stage-owned per-sample buffers.
+    virtual void reserve(index_t) {}
     // The output is the input itself (no copy, no buffer): residual markers, Flatten.
     virtual bool aliases_input() const { return false; }
     // As the first stage in training, reads the batch's rows in place through Pass::in_rows.

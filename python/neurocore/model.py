@@ -179,11 +179,8 @@ class Sequential:
         return any(isinstance(layer, cls) for layer in self._flat_layers)
 
     def _owner(self) -> str:
-        """The layer named in input errors: the first that fixes the input, else the first."""
-        for layer in self._flat_layers:
-            if layer is not None and layer.fixed_input_shape() is not None:
-                return repr(layer)
-        return repr(self._flat_layers[0])
+        """The layer named in input errors: the first Dense or Conv2D, else the first."""
+        return repr(next((layer for layer in self._flat_layers if hasattr(layer, "fans")), self._flat_layers[0]))
 
     def _input(self, x, name="x", allow_empty=False, finite=False) -> np.ndarray:
         return as_batch(x, self.dtype, name, self.input_shape, owner=self._owner, allow_empty=allow_empty,
