@@ -30,6 +30,13 @@ struct GemmCall {
     const std::int64_t* gather_k = nullptr;
 };
 
+// A 2-D window over channels-last images (convolution, pooling): input (h, w, c) per sample, kernel
+// (kh, kw), stride (sh, sw), padding on top and left (pt, pl; the bottom and right padding only shows in
+// the output size), output (oh, ow) pixels.
+struct Window2D {
+    index_t h, w, c, kh, kw, sh, sw, pt, pl, oh, ow;
+};
+
 enum class OptimKind : int { sgd = 0, adam = 1, adamw = 2 };
 
 // One optimizer step over a flat range. sgd: torch.optim.SGD with dampening 0 (state1 = momentum
@@ -91,6 +98,14 @@ struct KernelTable {
     void (*gaussian_noise)(T* x, index_t rows, index_t cols, double stddev, std::uint64_t key);
     double (*sum_squares)(const T* x, index_t n);
     void (*scale)(T* x, index_t n, double factor);
+    // Convolution around the GEMM (conv_impl.h) and pooling (pool_impl.h), on (n, h, w, c) images.
+    void (*pad_images)(T* dst, const T* x, const std::int64_t* rows, index_t n, index_t h, index_t w, index_t c,
+                       index_t pt, index_t pb, index_t pl, index_t pr, int threads);
+    void (*col2im)(T* dx, const T* dcols, index_t n, const Window2D& g, int threads);
+    void (*maxpool_forward)(T* y, T* argmax, const T* x, index_t n, const Window2D& g, int threads);
+    void (*maxpool_backward)(T* dx, const T* dy, const T* argmax, index_t n, const Window2D& g, int threads);
+    void (*avgpool_forward)(T* y, const T* x, index_t n, const Window2D& g, int threads);
+    void (*avgpool_backward)(T* dx, const T* dy, index_t n, const Window2D& g, int threads);
     RecurrentKernels<T> recurrent;
 };
 

@@ -13,6 +13,9 @@ template <typename T> std::unique_ptr<Stage<T>> make_residual_stage(bool begin);
 template <typename T> std::unique_ptr<Stage<T>> make_rnn_stage(const LayerSpec&);
 template <typename T> std::unique_ptr<Stage<T>> make_lstm_stage(const LayerSpec&);
 template <typename T> std::unique_ptr<Stage<T>> make_gru_stage(const LayerSpec&);
+template <typename T> std::unique_ptr<Stage<T>> make_conv2d_stage(const LayerSpec&);
+template <typename T> std::unique_ptr<Stage<T>> make_pool2d_stage(const LayerSpec&);
+template <typename T> std::unique_ptr<Stage<T>> make_flatten_stage(const LayerSpec&);
 
 std::string Shape::str() const {
     std::ostringstream s;
@@ -43,6 +46,9 @@ std::unique_ptr<Stage<T>> make_stage(const LayerSpec& s) {
     if (s.kind == "rnn") return make_rnn_stage<T>(s);
     if (s.kind == "lstm") return make_lstm_stage<T>(s);
     if (s.kind == "gru") return make_gru_stage<T>(s);
+    if (s.kind == "conv2d") return make_conv2d_stage<T>(s);
+    if (s.kind == "maxpool2d" || s.kind == "avgpool2d" || s.kind == "globalavgpool2d") return make_pool2d_stage<T>(s);
+    if (s.kind == "flatten") return make_flatten_stage<T>(s);
     throw std::invalid_argument("unknown layer kind '" + s.kind + "'");
 }
 

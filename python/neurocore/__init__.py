@@ -1,4 +1,4 @@
-"""neurocore: fast CPU training and inference of dense neural networks.
+"""neurocore: fast CPU training and inference of dense and convolutional neural networks.
 
 A C++ core (packed SIMD GEMM, fused activations, losses and optimizer steps, OpenMP) behind a small
 Sequential API. Weights are (in_features, out_features): y = x @ W + b.
@@ -8,8 +8,28 @@ from ._runtime import _select_isa_from_env, cpu_info, get_num_threads, set_num_t
 from .augment import GaussianNoise
 from .callbacks import EarlyStopping
 from .io import load
-from .layers import (ELU, GELU, GRU, LSTM, RNN, BatchNorm, Dense, Dropout, Identity, LeakyReLU, ReLU, Residual, Sigmoid,
-                     Softmax, Tanh)
+from .layers import (
+    ELU,
+    GELU,
+    GRU,
+    LSTM,
+    RNN,
+    AvgPool2D,
+    BatchNorm,
+    Conv2D,
+    Dense,
+    Dropout,
+    Flatten,
+    GlobalAvgPool2D,
+    Identity,
+    LeakyReLU,
+    MaxPool2D,
+    ReLU,
+    Residual,
+    Sigmoid,
+    Softmax,
+    Tanh,
+)
 from .losses import BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, MSELoss
 from .model import Sequential
 from .optim import SGD, Adam, AdamW
@@ -18,7 +38,8 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Sequential", "Dense", "Identity", "Sigmoid", "Tanh", "ReLU", "LeakyReLU", "Softmax", "ELU", "GELU",
-    "Dropout", "BatchNorm", "Residual", "RNN", "LSTM", "GRU",
+    "Dropout", "BatchNorm", "Residual", "Conv2D", "MaxPool2D", "AvgPool2D", "GlobalAvgPool2D", "Flatten",
+    "RNN", "LSTM", "GRU",
     "MSELoss", "BCELoss", "BCEWithLogitsLoss", "CrossEntropyLoss", "SGD", "Adam", "AdamW",
     "GaussianNoise", "EarlyStopping", "schedules", "callbacks",
     "load", "cpu_info", "set_num_threads", "get_num_threads", "__version__",

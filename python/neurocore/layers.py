@@ -17,7 +17,8 @@ import numpy as np
 from ._validation import as_numeric_array, check_bool, check_float, check_int
 
 __all__ = ["Layer", "Dense", "Identity", "Sigmoid", "Tanh", "ReLU", "LeakyReLU", "Softmax", "ELU", "GELU",
-           "Dropout", "BatchNorm", "Residual", "RNN", "LSTM", "GRU", "INITIALIZERS"]
+           "Dropout", "BatchNorm", "Residual", "Conv2D", "MaxPool2D", "AvgPool2D", "GlobalAvgPool2D", "Flatten",
+           "RNN", "LSTM", "GRU", "INITIALIZERS"]
 
 MAX_FEATURES = 2**31 - 1  # a layer's width; larger products are refused by the core before allocating
 
@@ -56,9 +57,13 @@ class Layer:
         return shape
 
     def fixed_input_shape(self):
-        """The per-sample input shape this layer fixes by itself when it comes first (Dense: (in,)), None
-        when it keeps whatever it gets; raises ValueError when it needs ``input_shape=`` (Conv2D)."""
+        """The per-sample input shape this layer fixes by itself when it comes first (Dense: (in,)), or None."""
         return None
+
+    def needs_input_shape(self) -> str:
+        """Non-empty when this layer, coming first, leaves the input shape open (Conv2D fixes only C): what
+        to pass, for the error message."""
+        return ""
 
     def tensor_shapes(self) -> list:
         """[(name, shape, is_state)] of the tensors the core allocates for this layer, in its order."""
@@ -402,6 +407,215 @@ class Residual(Layer):
         return block
 
 
+def _pair(value, name: str, minimum: int) -> tuple:
+    """An int or a pair of ints, each >= minimum, as a pair."""
+    if isinstance(value, (tuple, list)):
+        if len(value) != 2:
+            raise ValueError(f"{name} must be an int or a pair of ints, got {value!r}")
+        return tuple(check_int(v, name, minimum=minimum, maximum=MAX_FEATURES) for v in value)
+    v = check_int(value, name, minimum=minimum, maximum=MAX_FEATURES)
+    return (v, v)
+
+
+def _window_output(layer, shape: tuple, kernel: tuple, stride: tuple, pads: tuple) -> tuple:
+    """(oh, ow) of a window sliding over (H, W) images; ValueError naming the layer and the shapes."""
+    if len(shape) != 3:
+        raise ValueError(f"{layer!r} takes (batch, H, W, C) images but the layer before it produces samples of shape "
+                         f"{shape}")
+    hp, wp = shape[0] + pads[0] + pads[1], shape[1] + pads[2] + pads[3]
+    if hp < kernel[0] or wp < kernel[1]:
+        raise ValueError(f"{layer!r} needs images of at least {kernel[0] - pads[0] - pads[1]}x"
+                         f"{kernel[1] - pads[2] - pads[3]} pixels, got samples of shape {shape}: the output would be "
+                         f"empty")
+    return (hp - kernel[0]) // stride[0] + 1, (wp - kernel[1]) // stride[1] + 1
+
+
+class Conv2D(Layer):
+    """2-D convolution over channels-last images: x (N, H, W, in_channels) -> (N, OH, OW, out_channels).
+
+    ``y[n, p, q, o] = bias[o] + sum over (i, j, c) of x[n, p*sh + i - pt, q*sw + j - pl, c] * weight[i, j, c, o]``
+    (cross-correlation, as in PyTorch), zero padding.
+
+    Parameters
+    ----------
+    in_channels, out_channels : int >= 1
+    kernel_size, stride : int or (int, int)
+    padding : int, (int, int), "valid" (0) or "same" (stride 1 only; an even kernel pads one more pixel at
+        the bottom/right, as PyTorch's ``padding="same"``).
+    bias : bool, default True
+    init : str, ndarray (kh, kw, in_channels, out_channels) or None. ``None`` picks He (uniform) when a
+        ReLU-like activation follows, else Glorot, with fan_in = kh*kw*in_channels.
+
+    ``weight`` is (kh, kw, in_channels, out_channels) and ``bias`` (out_channels,): zero-copy views.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, bias: bool = True,
+                 init=None):
+        self.in_channels = check_int(in_channels, "Conv2D in_channels", minimum=1, maximum=MAX_FEATURES)
+        self.out_channels = check_int(out_channels, "Conv2D out_channels", minimum=1, maximum=MAX_FEATURES)
+        self.kernel_size = _pair(kernel_size, "Conv2D kernel_size", 1)
+        self.stride = _pair(stride, "Conv2D stride", 1)
+        self.use_bias = check_bool(bias, "Conv2D bias")
+        if isinstance(padding, str):
+            if padding == "valid":
+                padding = 0
+            elif padding == "same":
+                if self.stride != (1, 1):
+                    raise ValueError(f"Conv2D padding='same' needs stride 1, got stride={stride!r}")
+            else:
+                raise ValueError(f"Conv2D padding must be an int, a pair, 'valid' or 'same', got {padding!r}")
+        self.padding = padding if padding == "same" else _pair(padding, "Conv2D padding", 0)
+        if padding == "same":   # PyTorch: total k - 1, the extra pixel of an even kernel at the end
+            (kh, kw) = self.kernel_size
+            self._pads = ((kh - 1) // 2, kh - 1 - (kh - 1) // 2, (kw - 1) // 2, kw - 1 - (kw - 1) // 2)
+        else:
+            self._pads = (self.padding[0], self.padding[0], self.padding[1], self.padding[1])
+        shape = self.weight_shape
+        if init is None or isinstance(init, str):
+            if isinstance(init, str) and init not in INITIALIZERS:
+                raise ValueError(f"unknown initialiser {init!r}; expected one of {', '.join(INITIALIZERS)} or an array")
+            self.init = init
+        else:
+            arr = as_numeric_array(init, "Conv2D init")
+            if arr.shape != shape:
+                raise ValueError(f"{self!r} init array must have shape {shape}, got {arr.shape}")
+            if not np.isfinite(arr).all():
+                raise ValueError(f"{self!r} init array must be finite")
+            self.init = np.array(arr, dtype=np.float64)
+
+    @property
+    def weight_shape(self) -> tuple:
+        return (*self.kernel_size, self.in_channels, self.out_channels)
+
+    def __repr__(self) -> str:
+        k = self.kernel_size[0] if self.kernel_size[0] == self.kernel_size[1] else self.kernel_size
+        extra = f", stride={self.stride[0] if self.stride[0] == self.stride[1] else self.stride}" if self.stride != (1, 1) else ""
+        if self.padding == "same":
+            extra += ", padding='same'"
+        elif self.padding != (0, 0):
+            extra += f", padding={self.padding[0] if self.padding[0] == self.padding[1] else self.padding}"
+        if not self.use_bias:
+            extra += ", bias=False"
+        return f"Conv2D({self.in_channels}, {self.out_channels}, kernel_size={k}{extra})"
+
+    def config(self) -> dict:
+        return {"type": "Conv2D", "in_channels": self.in_channels, "out_channels": self.out_channels,
+                "kernel_size": list(self.kernel_size), "stride": list(self.stride),
+                "padding": self.padding if self.padding == "same" else list(self.padding), "bias": self.use_bias}
+
+    def spec(self) -> tuple:
+        return ("conv2d", (self.in_channels, self.out_channels, *self.kernel_size, *self.stride, *self._pads,
+                           int(self.use_bias)), ())
+
+    def output_shape(self, shape: tuple) -> tuple:
+        if len(shape) == 3 and shape[2] != self.in_channels:
+            raise ValueError(f"{self!r} expects {self.in_channels} input channels but the layer before it produces "
+                             f"samples of shape {shape} ({shape[2]} channels)")
+        oh, ow = _window_output(self, shape, self.kernel_size, self.stride, self._pads)
+        return (oh, ow, self.out_channels)
+
+    def needs_input_shape(self) -> str:
+        return f"input_shape=(H, W, {self.in_channels}): {self!r} fixes the channels but not the image size"
+
+    def tensor_shapes(self) -> list:
+        out = [("weight", self.weight_shape, False)]
+        return out + ([("bias", (self.out_channels,), False)] if self.use_bias else [])
+
+    def fans(self) -> tuple:
+        kh, kw = self.kernel_size
+        return kh * kw * self.in_channels, kh * kw * self.out_channels
+
+    _views = Dense._views
+    _assign = Dense._assign
+    weight = Dense.weight
+    bias = Dense.bias
+    grad_weight = Dense.grad_weight
+    grad_bias = Dense.grad_bias
+
+
+class _Pool2D(Layer):
+    kind = ""
+
+    def __init__(self, kernel_size, stride=None, padding=0):
+        name = type(self).__name__
+        self.kernel_size = _pair(kernel_size, f"{name} kernel_size", 1)
+        self.stride = self.kernel_size if stride is None else _pair(stride, f"{name} stride", 1)
+        self.padding = _pair(padding, f"{name} padding", 0)
+        if self.padding[0] > self.kernel_size[0] // 2 or self.padding[1] > self.kernel_size[1] // 2:
+            raise ValueError(f"{name} padding must be at most half the kernel size, got padding={padding!r} for "
+                             f"kernel_size={kernel_size!r}")
+
+    def __repr__(self) -> str:
+        def one(p):
+            return p[0] if p[0] == p[1] else p
+        extra = f", stride={one(self.stride)}" if self.stride != self.kernel_size else ""
+        extra += f", padding={one(self.padding)}" if self.padding != (0, 0) else ""
+        return f"{type(self).__name__}({one(self.kernel_size)}{extra})"
+
+    def config(self) -> dict:
+        return {"type": type(self).__name__, "kernel_size": list(self.kernel_size), "stride": list(self.stride),
+                "padding": list(self.padding)}
+
+    def _pads(self) -> tuple:
+        return (self.padding[0], self.padding[0], self.padding[1], self.padding[1])
+
+    def spec(self) -> tuple:
+        return (self.kind, (*self.kernel_size, *self.stride, *self._pads()), ())
+
+    def output_shape(self, shape: tuple) -> tuple:
+        oh, ow = _window_output(self, shape, self.kernel_size, self.stride, self._pads())
+        return (oh, ow, shape[2])
+
+    def needs_input_shape(self) -> str:
+        return f"input_shape=(H, W, C) when it starts with {self!r}"
+
+
+class MaxPool2D(_Pool2D):
+    """Max over each kernel_size window of (N, H, W, C) images, per channel; stride defaults to
+    kernel_size; padding (at most half the kernel) pads with -inf."""
+
+    kind = "maxpool2d"
+
+
+class AvgPool2D(_Pool2D):
+    """Average over each kernel_size window of (N, H, W, C) images, per channel; stride defaults to
+    kernel_size; zero padding counts in the average (PyTorch's default, count_include_pad=True)."""
+
+    kind = "avgpool2d"
+
+
+class GlobalAvgPool2D(Layer):
+    """(N, H, W, C) -> (N, C): the average of each channel over the image."""
+
+    def config(self) -> dict:
+        return {"type": "GlobalAvgPool2D"}
+
+    def spec(self) -> tuple:
+        return ("globalavgpool2d", (), ())
+
+    def output_shape(self, shape: tuple) -> tuple:
+        if len(shape) != 3:
+            raise ValueError(f"{self!r} takes (batch, H, W, C) images but the layer before it produces samples of "
+                             f"shape {shape}")
+        return (shape[2],)
+
+    def needs_input_shape(self) -> str:
+        return f"input_shape=(H, W, C) when it starts with {self!r}"
+
+
+class Flatten(Layer):
+    """(N, H, W, C) -> (N, H*W*C) in row-major (h, w, c) order (any sample shape: one axis). No copy."""
+
+    def config(self) -> dict:
+        return {"type": "Flatten"}
+
+    def spec(self) -> tuple:
+        return ("flatten", (), ())
+
+    def output_shape(self, shape: tuple) -> tuple:
+        return (math.prod(shape),)
+
+
 class _Recurrent(Layer):
     """Shared by RNN, LSTM and GRU: sequences (batch, steps, features) in, the last hidden state (batch,
     hidden) or every step's (batch, steps, hidden) out; equations, gate order and biases are PyTorch's
@@ -449,6 +663,9 @@ class _Recurrent(Layer):
                              f"produces {shape[1]} ({name} input_size must match)")
         return (shape[0], self.hidden_size) if self.return_sequences else (self.hidden_size,)
 
+    def needs_input_shape(self) -> str:
+        return f"input_shape=(steps, {self.input_size}) when it starts with {self!r}"
+
     def tensor_shapes(self) -> list:
         gh = self.gates * self.hidden_size
         out = [("weight_ih", (self.input_size, gh), False), ("weight_hh", (self.hidden_size, gh), False)]
@@ -456,7 +673,7 @@ class _Recurrent(Layer):
             out += [("bias_ih", (gh,), False), ("bias_hh", (gh,), False)]
         return out
 
-    def initialise(self, views: dict, rng) -> None:
+    def init_tensors(self, views: dict, rng) -> None:
         """PyTorch's default (every tensor uniform in +-1/sqrt(hidden_size)), or ``init`` for the two
         weights (fans (in, G*hidden)) with zero biases."""
         if self.init is None:
@@ -592,12 +809,26 @@ def infer_shapes(layers, shape: tuple, owner: str) -> list:
 
 def fixed_input_shape(layers):
     """The per-sample input shape a list of layers fixes by itself (the first layer that fixes one; layers
-    before it keep their input's shape), or None."""
+    before it keep their input's shape), or None; with the reason when a layer leaves it open."""
     for layer in layers:
         shape = layer.fixed_input_shape()
         if shape is not None:
             return tuple(shape)
+        if layer.needs_input_shape():
+            return None
     return None
+
+
+def missing_input_shape(layers) -> str:
+    """Why a list of layers does not fix its input shape (for the error message)."""
+    for layer in layers:
+        if layer.needs_input_shape():
+            return layer.needs_input_shape()
+        if isinstance(layer, Residual):
+            reason = missing_input_shape(layer.layers)
+            if reason:
+                return reason
+    return "input_shape=(...) (the shape of one sample) when no layer fixes it, as a Dense does"
 
 
 def check_layer_list(layers, owner: str) -> list:
@@ -635,7 +866,8 @@ def layer_config(layer: Layer) -> dict:
 
 
 _BY_NAME = {cls.__name__: cls for cls in (Dense, Identity, Sigmoid, Tanh, ReLU, LeakyReLU, Softmax, ELU, GELU,
-                                          Dropout, BatchNorm, Residual, RNN, LSTM, GRU)}
+                                          Dropout, BatchNorm, Residual, Conv2D, MaxPool2D, AvgPool2D,
+                                          GlobalAvgPool2D, Flatten, RNN, LSTM, GRU)}
 
 
 def layer_from_config(cfg: dict) -> Layer:
@@ -651,6 +883,9 @@ def layer_from_config(cfg: dict) -> Layer:
         layer = Dense(cfg["in_features"], cfg["out_features"], bias=cfg.get("bias", True))
     elif cls is Residual:
         layer = Residual([layer_from_config(c) for c in cfg["layers"]])
+    elif cls is Conv2D:
+        layer = Conv2D(cfg["in_channels"], cfg["out_channels"], cfg["kernel_size"], stride=cfg.get("stride", 1),
+                       padding=cfg.get("padding", 0), bias=cfg.get("bias", True))
     else:
         layer = cls(**cfg)
     layer._trainable = bool(trainable)

@@ -22,6 +22,7 @@ from .layers import (
     infer_shapes,
     initial_weights,
     layer_config,
+    missing_input_shape,
 )
 from .losses import get_loss
 from .optim import SGD
@@ -73,8 +74,7 @@ class Sequential:
         if input_shape is None:
             input_shape = fixed_input_shape(layers)
             if input_shape is None:
-                raise ValueError("Sequential needs input_shape=(...) (the shape of one sample) when no layer fixes "
-                                 "it, as a Dense does")
+                raise ValueError(f"Sequential needs {missing_input_shape(layers)}")
         self._shapes = infer_shapes(layers, input_shape, "Sequential")
         self.layers = layers
         self.seed = seed
@@ -118,8 +118,8 @@ class Sequential:
                 self._layer_views[i]["weight"][...] = 1
                 self._layer_views[i]["bias"][...] = 0
                 continue
-            if isinstance(layer, _Recurrent):
-                layer.initialise(self._layer_views[i], rng)
+            if layer is not None and hasattr(layer, "init_tensors"):   # a layer that initialises itself
+                layer.init_tensors(self._layer_views[i], rng)
                 continue
             if not hasattr(layer, "fans"):   # layers with an initialised weight: Dense, Conv2D
                 continue

@@ -1,0 +1,139 @@
+// Pooling over channels-last images: max (with the winning window cell kept for backward) and average
+// (padding counted as zeros, PyTorch's default), vectorised over channels. Global average pooling is the
+// average over one window that covers the image. Included inside an ISA namespace.
+#pragma once
+
+namespace pool_detail {
+
+// Calls f(c0, lanes) for each vector of channels: full vectors, then a partial one.
+template <typename T, typename F>
+inline void channel_vectors(index_t c, F f) {
+    constexpr int L = Vec<T>::lanes;
+    index_t c0 = 0;
+    for (; c0 + L <= c; c0 += L) f(c0, L);
+    if (c0 < c) f(c0, int(c - c0));
+}
+
+template <typename T>
+inline Vec<T> load_n(const T* p, int n) { return n == Vec<T>::lanes ? Vec<T>::load(p) : Vec<T>::load_partial(p, n); }
+template <typename T>
+inline void store_n(Vec<T> v, T* p, int n) { if (n == Vec<T>::lanes) v.store(p); else v.store_partial(p, n); }
+
+}  // namespace pool_detail
+
+// y (n, oh, ow, c) = the max over each window of x (n, h, w, c); argmax (n, oh, ow, c) = the winning
+// cell i * kw + j (the first one on ties). Cells in the padding (-inf) never win: padding <= kernel / 2.
+template <typename T>
+void maxpool_forward(T* y, T* argmax, const T* x, index_t n, const nc::Window2D& g, int threads) {
+    using namespace pool_detail;
+    using V = Vec<T>;
+    const index_t img = g.h * g.w * g.c, out_img = g.oh * g.ow * g.c;
+    const int nt = conv_detail::sample_threads(n, img, threads);
+#pragma omp parallel for num_threads(nt) if (nt > 1) schedule(static)
+    for (index_t s = 0; s < n; ++s)
+        for (index_t oy = 0; oy < g.oh; ++oy)
+            for (index_t ox = 0; ox < g.ow; ++ox) {
+                const index_t o = s * out_img + (oy * g.ow + ox) * g.c;
+                channel_vectors<T>(g.c, [&](index_t c0, int lanes) {
+                    V best = V::zero(), where = V::zero();
+                    bool first = true;
+                    for (index_t i = 0; i < g.kh; ++i) {
+                        const index_t yy = oy * g.sh + i - g.pt;
+                        if (yy < 0 || yy >= g.h) continue;
+                        for (index_t j = 0; j < g.kw; ++j) {
+                            const index_t xx = ox * g.sw + j - g.pl;
+                            if (xx < 0 || xx >= g.w) continue;
+                            const V v = load_n(x + s * img + (yy * g.w + xx) * g.c + c0, lanes);
+                            const V cell = V::set1(T(i * g.kw + j));
+                            if (first) { best = v; where = cell; first = false; continue; }
+                            const V win = greater(v, best);
+                            best = select(win, v, best);
+                            where = select(win, cell, where);
+                        }
+                    }
+                    store_n(best, y + o + c0, lanes);
+                    store_n(where, argmax + o + c0, lanes);
+                });
+            }
+}
+
+// dx (n, h, w, c) = dy (n, oh, ow, c) routed to each window's winning cell (summed where windows overlap).
+template <typename T>
+void maxpool_backward(T* dx, const T* dy, const T* argmax, index_t n, const nc::Window2D& g, int threads) {
+    const index_t img = g.h * g.w * g.c, out_img = g.oh * g.ow * g.c;
+    const int nt = conv_detail::sample_threads(n, img, threads);
+#pragma omp parallel for num_threads(nt) if (nt > 1) schedule(static)
+    for (index_t s = 0; s < n; ++s) {
+        T* out = dx + s * img;
+        memset(out, 0, sizeof(T) * size_t(img));
+        for (index_t oy = 0; oy < g.oh; ++oy)
+            for (index_t ox = 0; ox < g.ow; ++ox) {
+                const index_t o = s * out_img + (oy * g.ow + ox) * g.c;
+                for (index_t c = 0; c < g.c; ++c) {
+                    const index_t cell = index_t(argmax[o + c]);
+                    const index_t yy = oy * g.sh + cell / g.kw - g.pt, xx = ox * g.sw + cell % g.kw - g.pl;
+                    out[(yy * g.w + xx) * g.c + c] += dy[o + c];
+                }
+            }
+    }
+}
+
+// y (n, oh, ow, c) = the sum over each window of x (n, h, w, c) divided by kh * kw (padding counts as 0).
+template <typename T>
+void avgpool_forward(T* y, const T* x, index_t n, const nc::Window2D& g, int threads) {
+    using namespace pool_detail;
+    using V = Vec<T>;
+    const index_t img = g.h * g.w * g.c, out_img = g.oh * g.ow * g.c;
+    const V scale = V::set1(T(1) / T(g.kh * g.kw));
+    const int nt = conv_detail::sample_threads(n, img, threads);
+#pragma omp parallel for num_threads(nt) if (nt > 1) schedule(static)
+    for (index_t s = 0; s < n; ++s)
+        for (index_t oy = 0; oy < g.oh; ++oy)
+            for (index_t ox = 0; ox < g.ow; ++ox) {
+                const index_t o = s * out_img + (oy * g.ow + ox) * g.c;
+                channel_vectors<T>(g.c, [&](index_t c0, int lanes) {
+                    V sum = V::zero();
+                    for (index_t i = 0; i < g.kh; ++i) {
+                        const index_t yy = oy * g.sh + i - g.pt;
+                        if (yy < 0 || yy >= g.h) continue;
+                        for (index_t j = 0; j < g.kw; ++j) {
+                            const index_t xx = ox * g.sw + j - g.pl;
+                            if (xx < 0 || xx >= g.w) continue;
+                            sum = sum + load_n(x + s * img + (yy * g.w + xx) * g.c + c0, lanes);
+                        }
+                    }
+                    store_n(sum * scale, y + o + c0, lanes);
+                });
+            }
+}
+
+// dx (n, h, w, c) = each window's dy (n, oh, ow, c) / (kh * kw) spread over its cells (summed on overlaps).
+template <typename T>
+void avgpool_backward(T* dx, const T* dy, index_t n, const nc::Window2D& g, int threads) {
+    using namespace pool_detail;
+    using V = Vec<T>;
+    const index_t img = g.h * g.w * g.c, out_img = g.oh * g.ow * g.c;
+    const V scale = V::set1(T(1) / T(g.kh * g.kw));
+    const int nt = conv_detail::sample_threads(n, img, threads);
+#pragma omp parallel for num_threads(nt) if (nt > 1) schedule(static)
+    for (index_t s = 0; s < n; ++s) {
+        T* out = dx + s * img;
+        memset(out, 0, sizeof(T) * size_t(img));
+        for (index_t oy = 0; oy < g.oh; ++oy)
+            for (index_t ox = 0; ox < g.ow; ++ox) {
+                const index_t o = s * out_img + (oy * g.ow + ox) * g.c;
+                for (index_t i = 0; i < g.kh; ++i) {
+                    const index_t yy = oy * g.sh + i - g.pt;
+                    if (yy < 0 || yy >= g.h) continue;
+                    for (index_t j = 0; j < g.kw; ++j) {
+                        const index_t xx = ox * g.sw + j - g.pl;
+                        if (xx < 0 || xx >= g.w) continue;
+                        T* cell = out + (yy * g.w + xx) * g.c;
+                        channel_vectors<T>(g.c, [&](index_t c0, int lanes) {
+                            store_n(load_n(cell + c0, lanes) + load_n(dy + o + c0, lanes) * scale, cell + c0, lanes);
+                        });
+                    }
+                }
+            }
+    }
+}
