@@ -56,7 +56,6 @@ class GruStage final : public RecurrentStage<T> {
         T* da_h = s.take(n * steps * gh);
         T* carry = s.take(n * H);
         T* dh = s.take(n * H);
-        std::int64_t* prev_rows = s.take_indices(n * steps);
         T* w_hh_t = s.take(gh * H);
         this->transpose_w_hh(p, w_hh_t);
         for (index_t t = steps; t-- > 0;) {
@@ -68,7 +67,7 @@ class GruStage final : public RecurrentStage<T> {
                                               this->state_stride(), ld_dy, last, n, H, p.threads);
             if (t > 0) this->recurrent_grad(p, da_h + t * gh, w_hh_t, dh);
         }
-        if (this->trainable) this->weight_grads(p, x, k.h, da_x, da_h, prev_rows);
+        if (this->trainable) this->weight_grads(p, x, k.h, da_x, da_h);
         if (!need_dx) return;
         this->input_grad(p, da_x, spare);
         std::swap(g, spare);

@@ -47,7 +47,6 @@ class LstmStage final : public RecurrentStage<T> {
         T* da = s.take(n * steps * gh);
         T* dc = s.take(n * H);
         T* dh = s.take(n * H);
-        std::int64_t* prev_rows = s.take_indices(n * steps);
         T* w_hh_t = s.take(gh * H);
         this->transpose_w_hh(p, w_hh_t);
         for (index_t t = steps; t-- > 0;) {
@@ -59,7 +58,7 @@ class LstmStage final : public RecurrentStage<T> {
                                                p.threads);
             if (t > 0) this->recurrent_grad(p, da + t * gh, w_hh_t, dh);
         }
-        if (this->trainable) this->weight_grads(p, x, k.h, da, da, prev_rows);
+        if (this->trainable) this->weight_grads(p, x, k.h, da, da);
         if (!need_dx) return;
         this->input_grad(p, da, spare);
         std::swap(g, spare);

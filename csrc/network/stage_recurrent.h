@@ -71,10 +71,6 @@ class RecurrentStage : public Stage<T> {
             top_ += pad(elems);
             return p;
         }
-        // The same as a table of row indices (Pass::temp is untyped aligned memory).
-        std::int64_t* take_indices(index_t count) {
-            return reinterpret_cast<std::int64_t*>(take(count * index_t(sizeof(std::int64_t) / sizeof(T))));
-        }
         static index_t pad(index_t elems) {
             const index_t align = index_t(64 / sizeof(T));
             return (elems + align - 1) / align * align;
@@ -82,9 +78,15 @@ class RecurrentStage : public Stage<T> {
       private:
         T* top_;
     };
-    // Scratch every backward takes besides its gate gradients: W_hhᵀ and the row-index table of dW_hh.
-    index_t backward_common_elems(index_t rows) const {
-        return Scratch::pad(gh() * hidden_) + Scratch::pad(rows * steps_ * index_t(sizeof(std::int64_t) / sizeof(T)));
+    // Scratch every backward takes besides its gate gradients: W_hhᵀ.
+    index_t backward_common_elems(index_t) const { return Scratch::pad(gh() * hidden_); }
+
+    // The row-index table of the dW_hh product: sample r's step t reads h_{t-1} at row r·(T+1) + t of h_ext.
+    // It depends on neither the batch nor its size, so it is filled once per capacity.
+    void reserve(index_t rows) override {
+        prev_rows_.resize(checked_mul(rows, steps_, name_));
+        for (index_t r = 0; r < rows; ++r)
+            for (index_t t = 0; t < steps_; ++t) prev_rows_.data()[r * steps_ + t] = r * (steps_ + 1) + t;
     }
 
     // The zero initial state: step 0 of every sample's extended state block.
@@ -124,18 +126,15 @@ class RecurrentStage : public Stage<T> {
 
     // The parameter gradients from every step's gate gradients: da_x = d(x_t W_ih + b_ih) and da_h =
     // d(h_{t-1} W_hh + b_hh), both (N·T, G·H). dW_ih = Xᵀ da_x and dW_hh = H_prevᵀ da_h, each one product
-    // over all N·T rows (H_prev read from h_ext through a row-index table); biases are column sums.
-    void weight_grads(const Pass<T>& p, const T* x, const T* h_ext, const T* da_x, const T* da_h,
-                      std::int64_t* prev_rows) const {
+    // over all N·T rows (H_prev read from h_ext through the row-index table); biases are column sums.
+    void weight_grads(const Pass<T>& p, const T* x, const T* h_ext, const T* da_x, const T* da_h) const {
         const KernelTable<T>& kt = *p.kt;
         const index_t nt = p.rows * steps_;
         GemmCall<T> dwi{n_in_, gh(), nt, x, 1, n_in_, da_x, gh(), 1, p.grads + w_ih_, gh(), nullptr, Act::identity, T(0)};
         kt.gemm(dwi, p.gemm_ws, p.gemm_ws_elems, p.threads);
-        for (index_t r = 0; r < p.rows; ++r)   // sample r's step t reads h_{t-1} = row r·(T+1) + t of h_ext
-            for (index_t t = 0; t < steps_; ++t) prev_rows[r * steps_ + t] = r * (steps_ + 1) + t;
         GemmCall<T> dwh{hidden_, gh(), nt, h_ext, 1, hidden_, da_h, gh(), 1, p.grads + w_hh_, gh(), nullptr,
                         Act::identity, T(0)};
-        dwh.gather_k = prev_rows;
+        dwh.gather_k = prev_rows_.data();
         kt.gemm(dwh, p.gemm_ws, p.gemm_ws_elems, p.threads);
         if (has_bias_) {
             kt.bias_grad(p.grads + b_ih_, da_x, nt, gh(), p.threads);
@@ -184,6 +183,7 @@ class RecurrentStage : public Stage<T> {
     bool return_sequences_, has_bias_;
     index_t w_ih_ = -1, w_hh_ = -1, b_ih_ = -1, b_hh_ = -1;
     TensorSlot weights_;
+    AlignedBuffer<std::int64_t> prev_rows_;
 };
 
 }  // namespace nc

@@ -48,7 +48,6 @@ class RnnStage final : public RecurrentStage<T> {
         T* da = s.take(n * steps * H);
         T* dh = s.take(n * H);
         s.take(n * H);
-        std::int64_t* prev_rows = s.take_indices(n * steps);
         T* w_hh_t = s.take(H * H);
         this->transpose_w_hh(p, w_hh_t);
         for (index_t t = steps; t-- > 0;) {
@@ -58,7 +57,7 @@ class RnnStage final : public RecurrentStage<T> {
                                               this->state_stride(), ld_dy, n, H, act_, p.threads);
             if (t > 0) this->recurrent_grad(p, da + t * H, w_hh_t, dh);
         }
-        if (this->trainable) this->weight_grads(p, x, h, da, da, prev_rows);
+        if (this->trainable) this->weight_grads(p, x, h, da, da);
         if (!need_dx) return;
         this->input_grad(p, da, spare);
         std::swap(g, spare);
