@@ -10,6 +10,7 @@ alternate round by round and the table reports medians and the ratio of medians.
 
     python benchmarks/bench_rnn.py                 # threads 1,2; ~2 min
     python benchmarks/bench_rnn.py --quick         # fewer rounds
+    python benchmarks/bench_rnn.py --isa avx512    # neurocore on another kernel set (NEUROCORE_ISA)
 """
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import _common  # noqa: E402
+import _common
 
 STEPS, FEATURES, HIDDEN, CLASSES, BATCH = 50, 32, 128, 10, 64
 KINDS = ("lstm", "gru", "rnn")
@@ -103,7 +104,7 @@ def child(args):
     nc.set_num_threads(args.child)
     torch.set_num_threads(args.child)
     x, y = _data(args.samples)
-    out = {"threads": args.child, "train": {}, "stream": {}}
+    out = {"threads": args.child, "isa": nc.cpu_info()["isa"], "train": {}, "stream": {}}
     for kind in args.kinds:
         runs = {"neurocore": NeurocoreRun(kind, x, y), "torch": TorchRun(kind, x, y)}
         for r in runs.values():
@@ -131,6 +132,7 @@ def main():
     p.add_argument("--samples", type=int, default=640, help="training samples per round (10 batches of 64)")
     p.add_argument("--kinds", default=",".join(KINDS))
     p.add_argument("--quick", action="store_true", help="2 rounds of 320 samples")
+    p.add_argument("--isa", default=None, help="neurocore's kernel set (NEUROCORE_ISA); default: its own choice")
     p.add_argument("--child", type=int, default=0, help=argparse.SUPPRESS)
     args = p.parse_args()
     args.kinds = [k for k in args.kinds.split(",") if k]
@@ -139,15 +141,18 @@ def main():
     if args.child:
         return child(args)
     print(f"machine: {_common.machine_info()['cpu']}; shared with other users, timings are noisy")
+    env_isa = {"NEUROCORE_ISA": args.isa} if args.isa else {}
     rows, stream_rows = [], []
     for n in _common.parse_threads(args.threads):
         res = _common.run_worker(__file__, ["--child", str(n), "--rounds", str(args.rounds), "--samples",
                                             str(args.samples), "--kinds", ",".join(args.kinds)],
-                                 _common.child_env(n, unset_openblas_overrides=False))
+                                 {**_common.child_env(n, unset_openblas_overrides=False), **env_isa})
         for kind, r in res["train"].items():
             rows.append([kind.upper(), n, r["neurocore"], r["torch"], f"{r['neurocore'] / r['torch']:.2f}x"])
+        isa = res["isa"]
         s = res["stream"]
         stream_rows.append([n, s["neurocore"], s["torch"], f"{s['torch'] / s['neurocore']:.2f}x"])
+    print(f"\nneurocore kernel set: {isa}")
     print(f"\nTraining, {STEPS} steps x {FEATURES} features -> {HIDDEN} hidden, batch {BATCH}, Dense({HIDDEN}, "
           f"{CLASSES}), cross-entropy, Adam (samples/s, median of {args.rounds} alternating rounds)\n")
     print(_common.markdown_table(["layer", "threads", "neurocore", "torch", "neurocore / torch"], rows))

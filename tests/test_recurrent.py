@@ -10,12 +10,12 @@ import math
 
 import numpy as np
 import pytest
+import recurrent_reference as ref
 from hypothesis import given
 from hypothesis import strategies as st
 from reliability import ISAS, kernel_set, property_settings, thread_count
 
 import neurocore as nc
-import recurrent_reference as ref
 from conftest import assert_close, assert_unchanged, snapshot
 
 KINDS = {"rnn": ("rnn", "tanh"), "rnn_relu": ("rnn", "relu"), "lstm": ("lstm", "tanh"), "gru": ("gru", "tanh")}
@@ -331,11 +331,13 @@ def test_property_random_shapes_match_reference(name, n, steps, n_in, hidden, re
 def test_garbage_input_is_refused_and_leaves_the_model_unchanged(name):
     model = nc.Sequential([make_layer(name, 3, 4), nc.Dense(4, 2)], input_shape=(5, 3), seed=0)
     snap = snapshot(model)
+    with pytest.raises(ValueError, match=r"^(RNN|LSTM|GRU)\(3, 4.*expects x of shape \(batch, 5, 3\), got shape \(2, 5, 4\)"):
+        model.predict(np.zeros((2, 5, 4)))
     good = np.zeros((2, 5, 3))
     bad = {"2-D": np.zeros((2, 15)), "4-D": np.zeros((2, 5, 3, 1)), "wrong F": np.zeros((2, 5, 4)),
            "wrong T": np.zeros((2, 6, 3)), "T = 0": np.zeros((2, 0, 3)), "no samples": np.zeros((0, 5, 3))}
-    for what, x in bad.items():
-        with pytest.raises(ValueError, match=r"\(batch, 5, 3\)|at least one sample"):
+    for x in bad.values():
+        with pytest.raises(ValueError, match=r"expects x of shape \(batch, 5, 3\)|at least one sample"):
             model.forward(x)
         with pytest.raises(ValueError):
             model.fit(x, np.zeros(len(x), np.int64), epochs=1, verbose=0)
