@@ -684,17 +684,8 @@ class _Recurrent(Layer):
         for name, shape, _ in self.tensor_shapes():
             views[name][...] = initial_weights(self.init, shape, *shape, rng) if name.startswith("weight") else 0.0
 
-    def _views(self):
-        if self._model is None:
-            raise RuntimeError(f"{self!r} is not part of a Sequential yet: its parameters exist once the model is built")
-        return self._views_dict
-
-    def _assign(self, name: str, value) -> None:
-        target = self._views()[name]
-        arr = as_numeric_array(value, f"{self!r} {name}")
-        if arr.shape != target.shape:
-            raise ValueError(f"{self!r} {name} must have shape {target.shape}, got {arr.shape}")
-        np.copyto(target, arr, casting="unsafe")
+    _views = Dense._views
+    _assign = Dense._assign
 
 
 def _tensor_property(name: str, doc: str, writable: bool):
