@@ -1,8 +1,10 @@
 """Command-line interface: ``neurocore [demo | train | predict | info]``.
 
 ``neurocore`` (or ``python -m neurocore``) with no arguments runs the digits demo.
-User errors (a missing file, an unknown column, a non-numeric cell, ...) print one
-message on stderr and exit with status 2; :func:`main` returns the exit status.
+User errors (a missing file, an unknown column, a stray text in a numeric column, ...) print
+one message on stderr and exit with status 2; :func:`main` returns the exit status.
+Reading CSV files (train, predict) needs pyarrow, the ``csv`` extra: _csvread reads, _tabular
+learns and applies the preprocessing, _trainset builds the training matrices.
 """
 
 from __future__ import annotations
@@ -19,6 +21,10 @@ from pathlib import Path
 import numpy as np
 
 import neurocore as nc
+from neurocore._csvread import DEFAULT_BLOCK_SIZE, CSVSource, InputError
+from neurocore._tabular import NUMERIC, Preprocessor
+from neurocore._trainset import build as build_training_table
+from neurocore._trainset import needs_memmap
 from neurocore.datasets import load_digits, train_test_split
 
 __all__ = ["main"]
@@ -27,14 +33,16 @@ PREPROCESS_SUFFIX = ".preprocess.json"
 """Appended to the model file name to name the preprocessing file beside it."""
 
 _PREPROCESS_FORMAT = "neurocore-cli-preprocess"
-_PREPROCESS_VERSION = 1
+_PREPROCESS_VERSION = 2
+PROGRESS_MIN_BYTES = 1 << 20  # smaller files are read in a blink: no progress bar
+_PREDICT_ROWS = 8192  # rows per forward pass in predict: fewer thread fork/joins than predict's default 1024
 _MAX_AUTO_CLASSES = 20  # an integer target with at most this many values is a class label
 _VALIDATION_FRACTION = 0.2
 _ACTIVATIONS = ("relu", "tanh", "sigmoid", "leaky_relu")
 
 
-class CLIError(Exception):
-    """A problem with the user's input: reported as one line on stderr, exit status 2."""
+CLIError = InputError
+"""A problem with the user's input: reported as one line on stderr, exit status 2."""
 
 
 # --------------------------------------------------------------------------- argument types
@@ -83,125 +91,7 @@ def _hidden_sizes(text):
     return sizes
 
 
-# --------------------------------------------------------------------------- CSV input
-
-
-def _open_text(path):
-    """Open ``path`` for CSV reading, turning OS errors into :class:`CLIError`."""
-    try:
-        return open(path, newline="", encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise CLIError(f"no such file: {path}") from None
-    except IsADirectoryError:
-        raise CLIError(f"{path} is a directory, expected a CSV file") from None
-    except OSError as exc:
-        raise CLIError(f"cannot read {path}: {exc.strerror or exc}") from None
-
-
-def read_csv(path, columns=None):
-    """Read a numeric CSV file with a header row.
-
-    Parameters
-    ----------
-    path : str or Path
-        CSV file: a header row of column names, then one row per sample.
-        Blank lines are skipped.
-    columns : list of str, optional
-        Columns to parse as numbers, in this order; the others may hold anything.
-        Default: every column.
-
-    Returns
-    -------
-    header : list of str
-        All column names, in file order.
-    table : ndarray of float64, shape (n_rows, len(columns))
-        The parsed values.
-
-    Raises
-    ------
-    CLIError
-        If the file cannot be read, is empty, lacks a requested column, has a row
-        of the wrong length, or has a cell that is not a finite number.
-    """
-    path = Path(path)
-    with _open_text(path) as f:
-        reader = csv.reader(f)
-        try:
-            header = next((row for row in reader if row), None)
-            if header is None:
-                raise CLIError(f"{path} is empty: expected a header row, then data rows")
-            header = [name.strip() for name in header]
-            _check_header(path, header)
-            wanted = header if columns is None else list(columns)
-            missing = [name for name in wanted if name not in header]
-            if missing:
-                raise CLIError(
-                    f"{path} has no column {_names(missing)}; "
-                    f"available columns: {', '.join(header)}"
-                )
-            indices = [header.index(name) for name in wanted]
-            rows = []
-            for row in reader:
-                if not row:
-                    continue
-                if len(row) != len(header):
-                    raise CLIError(
-                        f"{path}, line {reader.line_num}: row {len(rows) + 1} has "
-                        f"{len(row)} fields but the header has {len(header)} columns"
-                    )
-                rows.append(
-                    [_parse_cell(path, reader, len(rows) + 1, header[j], row[j]) for j in indices]
-                )
-        except UnicodeDecodeError:
-            raise CLIError(f"{path} is not UTF-8 text; expected a CSV file") from None
-        except csv.Error as exc:
-            raise CLIError(f"{path}, line {reader.line_num}: malformed CSV ({exc})") from None
-    if not rows:
-        raise CLIError(f"{path} has a header row but no data rows")
-    table = np.array(rows, dtype=np.float64).reshape(len(rows), len(indices))
-    return header, table
-
-
-def _check_header(path, header):
-    for position, name in enumerate(header, start=1):
-        if not name:
-            raise CLIError(f"{path}: header column {position} has an empty name")
-    seen = set()
-    for name in header:
-        if name in seen:
-            raise CLIError(f"{path}: column name {name!r} appears more than once in the header")
-        seen.add(name)
-
-
-def _parse_cell(path, reader, row_number, column, cell):
-    text = cell.strip()
-    where = f"{path}, line {reader.line_num} (data row {row_number}), column {column!r}"
-    try:
-        value = float(text)
-    except ValueError:
-        if not text:
-            raise CLIError(f"{where}: empty cell; every cell must hold a number") from None
-        raise CLIError(
-            f"{where}: non-numeric value {cell!r}; every cell must hold a number"
-        ) from None
-    if not math.isfinite(value):
-        raise CLIError(f"{where}: value {cell!r} is not finite")
-    return value
-
-
-def _names(names):
-    return ", ".join(repr(name) for name in names)
-
-
 # --------------------------------------------------------------------------- helpers
-
-
-def _standardize_stats(X):
-    """Per-column mean and standard deviation (1 for constant columns)."""
-    mean = X.mean(axis=0)
-    std = X.std(axis=0)
-    std[~(std > 0)] = 1.0
-    return mean, std
 
 
 def _is_integer_valued(values):
@@ -215,12 +105,12 @@ def _detect_task(target):
     return "regress"
 
 
-def _r2_score(y_true, y_pred):
-    """Coefficient of determination; NaN when ``y_true`` is constant."""
-    ss_tot = float(np.sum((y_true - y_true.mean()) ** 2))
-    if ss_tot == 0.0:
+def _r2_from_mse(y_true, mse):
+    """Coefficient of determination from a mean squared error; NaN when ``y_true`` is constant."""
+    variance = float(np.var(y_true))
+    if variance == 0.0:
         return float("nan")
-    return 1.0 - float(np.sum((y_true - y_pred) ** 2)) / ss_tot
+    return 1.0 - mse / variance
 
 
 def _format_number(value):
@@ -309,79 +199,143 @@ def _cmd_demo(args):
     return 0
 
 
+def _column_list(text):
+    return [name.strip() for name in (text or "").split(",") if name.strip()]
+
+
+def _check_names(option, names, header):
+    unknown = [name for name in names if name not in header]
+    if unknown:
+        raise CLIError(f"{option} names no column {_names(unknown)}; available columns: {', '.join(header)}")
+
+
+def _names(names):
+    return ", ".join(repr(name) for name in names)
+
+
+class _ReadProgress:
+    """A byte-count progress bar while reading (stderr), and the reading throughput."""
+
+    def __init__(self, source, quiet):
+        self.source, self.bar = source, None
+        self.start = self.end = time.perf_counter()
+        if not quiet and source.size >= PROGRESS_MIN_BYTES:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=source.size, desc=f"reading {Path(source.path).name}", unit="B",
+                            unit_scale=True, leave=False, dynamic_ncols=True)
+
+    def __call__(self, position):
+        self.end = time.perf_counter()
+        if self.bar is not None:
+            self.bar.update(max(0, min(position, self.source.size) - self.bar.n))
+
+    def close(self):
+        if self.bar is not None:
+            self.bar.close()
+        seconds = self.end - self.start
+        megabytes = self.source.size / 1e6
+        return f"{megabytes:.1f} MB in {seconds:.2f} s ({megabytes / max(seconds, 1e-9):.0f} MB/s)"
+
+
+def _split_rule(seed):
+    def split(y, classify):
+        idx = np.arange(len(y))
+        _, val_idx, _, _ = train_test_split(idx, y, test_size=_VALIDATION_FRACTION, seed=seed, stratify=classify)
+        is_val = np.zeros(len(y), dtype=bool)
+        is_val[val_idx] = True
+        return is_val
+
+    return split
+
+
+def _column_summary(prep, ignored):
+    kinds = {}
+    for spec in prep.columns:
+        kinds[spec["kind"]] = kinds.get(spec["kind"], 0) + 1
+    parts = [f"{count} {kind}" for kind, count in kinds.items()]
+    with_missing = [s["name"] for s in prep.columns if s.get("missing_indicator") or s.get("missing_category")]
+    text = f"columns: {', '.join(parts)} -> {prep.width} inputs"
+    if with_missing:
+        text += f"; missing cells in {_names(with_missing)} (median + indicator, or a 'missing' category)"
+    if ignored:
+        text += "; left out: " + ", ".join(f"{name!r} ({why})" for name, why in ignored)
+    return text
+
+
 def _cmd_train(args):
     out_path = _model_output_path(args.out)
-    header, table = read_csv(args.data)
+    source = CSVSource(args.data, _column_list(args.na_values), args.block_size)
+    header = source.header
     if args.target not in header:
         raise CLIError(
             f"target column {args.target!r} not found in {args.data}; "
             f"available columns: {', '.join(header)}"
         )
-    features = [name for name in header if name != args.target]
+    declared, left_out = _column_list(args.categorical), _column_list(args.ignore)
+    _check_names("--categorical", declared, header)
+    _check_names("--ignore", left_out, header)
+    if args.target in left_out:
+        raise CLIError(f"--ignore names the target column {args.target!r}")
+    features = [name for name in header if name != args.target and name not in left_out]
     if not features:
         raise CLIError(f"{args.data} has no feature columns besides the target {args.target!r}")
-    X = table[:, [header.index(name) for name in features]]
-    target = table[:, header.index(args.target)]
-    n_rows = len(target)
-    if n_rows < 2:
-        raise CLIError(
-            f"{args.data} has {n_rows} data row; need at least 2 "
-            "(one to train on, one to validate on)"
-        )
-
-    task = args.task or _detect_task(target)
+    types = source.infer([*features, args.target])
+    types.update({name: "text" for name in declared})
+    use_memmap = args.memmap or needs_memmap(source.size)
+    progress = _ReadProgress(source, args.quiet)
+    try:
+        table = build_training_table(
+            source, features, args.target, types, set(declared), args.task, _detect_task,
+            _split_rule(args.seed), memmap_dir=str(out_path.parent) if use_memmap else None,
+            progress=progress, say=lambda *a: _say(args.quiet, *a))
+    finally:
+        reading = progress.close()
+    prep_obj = table.prep
+    task = table.task
+    n_out = len(table.labels) if task == "classify" else 1
+    loss = "cross_entropy" if task == "classify" else "mse"
     prep = {
         "format": _PREPROCESS_FORMAT,
         "format_version": _PREPROCESS_VERSION,
         "neurocore_version": nc.__version__,
         "task": task,
         "target": args.target,
-        "features": features,
+        "features": prep_obj.names,
+        "columns": prep_obj.columns,
+        "inputs": prep_obj.input_names,
+        "feature_mean": [float(v) for v in prep_obj.mean],
+        "feature_std": [float(v) for v in prep_obj.std],
+        "na_values": _column_list(args.na_values),
+        "left_out": [{"column": name, "reason": why} for name, why in table.ignored]
+        + [{"column": name, "reason": "--ignore"} for name in left_out],
     }
+    X_train, X_val, y_train, y_val = table.X_train, table.X_val, table.y_train, table.y_val
     if task == "classify":
-        labels, y = np.unique(target, return_inverse=True)
-        y = y.astype(np.int64)
-        if len(labels) < 2:
-            raise CLIError(
-                f"target column {args.target!r} holds a single value "
-                f"({_format_number(labels[0])}); classification needs at least 2 classes"
-            )
-        prep["labels"] = [float(v) for v in labels]
-        n_out, loss = len(labels), "cross_entropy"
+        prep["labels"] = table.labels
+        fit_train, fit_val = y_train, y_val
     else:
-        y = target
-        n_out, loss = 1, "mse"
-
-    X_train, X_val, y_train, y_val = train_test_split(
-        X, y, test_size=_VALIDATION_FRACTION, seed=args.seed, stratify=task == "classify"
-    )
-    mean, std = _standardize_stats(X_train)
-    prep["feature_mean"] = [float(v) for v in mean]
-    prep["feature_std"] = [float(v) for v in std]
-    X_train = ((X_train - mean) / std).astype(np.float32)
-    X_val = ((X_val - mean) / std).astype(np.float32)
-    if task == "regress":
         # Train on a standardized target so one learning rate suits any scale of units.
         y_mean = float(y_train.mean())
         y_std = float(y_train.std()) or 1.0
         prep["target_mean"], prep["target_std"] = y_mean, y_std
         fit_train = ((y_train - y_mean) / y_std).astype(np.float32).reshape(-1, 1)
         fit_val = ((y_val - y_mean) / y_std).astype(np.float32).reshape(-1, 1)
-    else:
-        fit_train, fit_val = y_train, y_val
 
-    model = _build_mlp(len(features), args.hidden, n_out, args.activation, args.seed)
+    model = _build_mlp(prep_obj.width, args.hidden, n_out, args.activation, args.seed)
     detail = f"{n_out} classes" if task == "classify" else "one output"
+    _say(args.quiet, f"read {args.data}: {reading}{' into memory-mapped files' if use_memmap else ''}")
     _say(
         args.quiet,
-        f"data: {n_rows} rows, {len(features)} features, target {args.target!r} "
+        f"data: {table.n_rows} rows, {len(prep_obj.columns)} feature columns, target {args.target!r} "
         f"-> task {task} ({detail})",
     )
+    _say(args.quiet, _column_summary(prep_obj, table.ignored))
     _say(
         args.quiet,
         f"split: {len(y_train)} train rows, {len(y_val)} validation rows (seed {args.seed})",
     )
-    widths = "-".join(str(w) for w in [len(features), *args.hidden, n_out])
+    widths = "-".join(str(w) for w in [prep_obj.width, *args.hidden, n_out])
     _say(
         args.quiet,
         f"model: {widths} {args.activation} MLP, {model.n_parameters} parameters; "
@@ -389,7 +343,7 @@ def _cmd_train(args):
         f"{args.epochs} epochs",
     )
     try:
-        model.fit(
+        history = model.fit(
             X_train,
             fit_train,
             loss=loss,
@@ -407,26 +361,27 @@ def _cmd_train(args):
             "try a smaller learning rate"
         ) from None
 
+    # fit evaluated the validation rows after the last epoch; the training figures are the last epoch's
+    # running means (no second pass over a training matrix that may be larger than memory).
     if task == "classify":
-        train_metrics = model.evaluate(X_train, y_train, loss=loss)
-        val_metrics = model.evaluate(X_val, y_val, loss=loss)
         _say(
             args.quiet,
-            f"train: loss {train_metrics['loss']:.4f}, accuracy {train_metrics['accuracy']:.4f}",
+            f"train: loss {history['loss'][-1]:.4f}, accuracy {history['accuracy'][-1]:.4f} "
+            "(last epoch, running mean)",
         )
         result = (
-            f"validation accuracy: {val_metrics['accuracy']:.4f} "
-            f"(loss {val_metrics['loss']:.4f}, {len(y_val)} rows)"
+            f"validation accuracy: {history['val_accuracy'][-1]:.4f} "
+            f"(loss {history['val_loss'][-1]:.4f}, {len(y_val)} rows)"
         )
     else:
-        y_std, y_mean = prep["target_std"], prep["target_mean"]
-        pred_train = model.predict(X_train)[:, 0].astype(np.float64) * y_std + y_mean
-        pred_val = model.predict(X_val)[:, 0].astype(np.float64) * y_std + y_mean
-        train_mse = float(np.mean((pred_train - y_train) ** 2))
-        val_mse = float(np.mean((pred_val - y_val) ** 2))
-        _say(args.quiet, f"train: MSE {train_mse:.6g}, R^2 {_r2_score(y_train, pred_train):.4f}")
+        scale = prep["target_std"] ** 2  # MSE on the standardized target -> in the target's units
+        train_mse, val_mse = history["loss"][-1] * scale, history["val_loss"][-1] * scale
+        _say(
+            args.quiet,
+            f"train: MSE {train_mse:.6g}, R^2 {_r2_from_mse(y_train, train_mse):.4f} (last epoch, running mean)",
+        )
         result = (
-            f"validation R^2: {_r2_score(y_val, pred_val):.4f} "
+            f"validation R^2: {_r2_from_mse(y_val, val_mse):.4f} "
             f"(MSE {val_mse:.6g}, {len(y_val)} rows)"
         )
 
@@ -452,16 +407,30 @@ def _load_preprocess(path):
         raise CLIError(f"{path} is not valid JSON ({exc})") from None
     if not isinstance(prep, dict) or prep.get("format") != _PREPROCESS_FORMAT:
         raise CLIError(f"{path} is not a neurocore preprocessing file")
-    if prep.get("format_version") != _PREPROCESS_VERSION:
+    version = prep.get("format_version")
+    if version not in (1, _PREPROCESS_VERSION):
         raise CLIError(
-            f"{path} has format version {prep.get('format_version')!r}; this neurocore "
-            f"reads version {_PREPROCESS_VERSION}"
+            f"{path} has format version {version!r}; this neurocore "
+            f"reads versions 1 and {_PREPROCESS_VERSION}"
         )
     required = ["task", "target", "features", "feature_mean", "feature_std"]
+    required += ["columns"] if version == _PREPROCESS_VERSION else []
     required += ["labels"] if prep.get("task") == "classify" else ["target_mean", "target_std"]
     missing = [key for key in required if key not in prep]
     if missing or prep["task"] not in ("classify", "regress"):
         raise CLIError(f"{path} is damaged: missing or invalid {', '.join(missing) or 'task'}")
+    if version == 1:  # all-numeric features without missing cells: the mean stands in for the median
+        prep["columns"] = [
+            {"name": name, "kind": NUMERIC, "median": mean, "missing_indicator": False}
+            for name, mean in zip(prep["features"], prep["feature_mean"])
+        ]
+    try:
+        prep["preprocessor"] = Preprocessor(prep["columns"], prep["feature_mean"], prep["feature_std"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise CLIError(f"{path} is damaged: {exc!r} in its column descriptions") from None
+    if prep["preprocessor"].width != len(prep["feature_mean"]):
+        raise CLIError(f"{path} is damaged: its columns make {prep['preprocessor'].width} inputs but it has "
+                       f"{len(prep['feature_mean'])} means")
     return prep
 
 
@@ -476,38 +445,72 @@ def _cmd_predict(args):
             "the model, keep the two files together"
         )
     prep = _load_preprocess(prep_path)
+    pre = prep["preprocessor"]
     try:
         model = nc.load(str(model_path))
     except Exception as exc:  # any failure to read the archive is the file's fault
         raise CLIError(f"cannot load model {model_path}: {exc}") from None
     n_in = model.layers[0].weight.shape[0]
-    if n_in != len(prep["features"]):
+    if n_in != pre.width:
         raise CLIError(
-            f"{model_path} takes {n_in} inputs but {prep_path} lists "
-            f"{len(prep['features'])} features; the two files do not belong together"
+            f"{model_path} takes {n_in} inputs but {prep_path} describes "
+            f"{pre.width}; the two files do not belong together"
         )
 
-    _, X = read_csv(args.data, columns=prep["features"])
-    mean = np.asarray(prep["feature_mean"], dtype=np.float64)
-    std = np.asarray(prep["feature_std"], dtype=np.float64)
-    output = model.predict(((X - mean) / std).astype(model.dtype))
+    source = CSVSource(args.data, prep.get("na_values", []), args.block_size)
+    missing = [name for name in pre.names if name not in source.header]
+    if missing:
+        raise CLIError(
+            f"{args.data} has no column {_names(missing)}; "
+            f"available columns: {', '.join(source.header)}"
+        )
     if prep["task"] == "classify":
-        labels = np.asarray(prep["labels"], dtype=np.float64)
-        predictions = labels[np.argmax(output, axis=1)]
-    else:
-        predictions = output[:, 0].astype(np.float64) * prep["target_std"] + prep["target_mean"]
+        labels = prep["labels"]
+        label_text = np.array([lab if isinstance(lab, str) else _format_number(lab) for lab in labels], dtype=object)
+    out = sys.stdout if args.out is None else _open_output(args.out)
+    unseen, count = {}, 0
 
-    rows = [[prep["target"]]] + [[_format_number(v)] for v in predictions]
-    if args.out is None:
-        csv.writer(sys.stdout, lineterminator="\n").writerows(rows)
-        return 0
+    def write(inputs):
+        output = model.predict(np.concatenate(inputs).astype(model.dtype, copy=False), batch_size=_PREDICT_ROWS)
+        if prep["task"] == "classify":
+            predictions = label_text[np.argmax(output, axis=1)]
+        else:
+            values = output[:, 0].astype(np.float64) * prep["target_std"] + prep["target_mean"]
+            predictions = [_format_number(v) for v in values]
+        writer.writerows([p] for p in predictions)
+        return len(predictions)
+
     try:
-        with open(args.out, "w", newline="", encoding="utf-8") as f:
-            csv.writer(f, lineterminator="\n").writerows(rows)
-    except OSError as exc:
-        raise CLIError(f"cannot write {args.out}: {exc.strerror or exc}") from None
-    print(f"wrote {len(predictions)} predictions of {prep['target']!r} to {args.out}")
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow([prep["target"]])
+        pending, rows = [], 0  # record batches are small: predict in fewer, larger calls
+        for batch in source.batches(pre.read_types()):
+            pending.append(pre.encode(pre.canonical(batch, unseen)))
+            rows += batch.num_rows
+            if rows >= _PREDICT_ROWS:
+                count += write(pending)
+                pending, rows = [], 0
+        if pending:
+            count += write(pending)
+    finally:
+        if out is not sys.stdout:
+            out.close()
+    if count == 0:
+        raise CLIError(f"{args.data} has a header row but no data rows")
+    if unseen:
+        detail = ", ".join(f"{name}: {n}" for name, n in unseen.items())
+        print(f"neurocore predict: warning: {sum(unseen.values())} cells held values not seen in training "
+              f"({detail}); encoded as all zeros (categories) or as missing (booleans)", file=sys.stderr)
+    if args.out is not None:
+        print(f"wrote {count} predictions of {prep['target']!r} to {args.out}")
     return 0
+
+
+def _open_output(path):
+    try:
+        return open(path, "w", newline="", encoding="utf-8")
+    except OSError as exc:
+        raise CLIError(f"cannot write {path}: {exc.strerror or exc}") from None
 
 
 def _cmd_info(args):
@@ -530,6 +533,30 @@ def _cmd_info(args):
 
 
 # --------------------------------------------------------------------------- parser
+
+_TRAIN_DESCRIPTION = f"""\
+Train an MLP on a CSV file with a header row. Each feature column is numeric, boolean (yes/no,
+true/false) or categorical (text, or --categorical), one-hot encoded over the categories seen in
+training. Missing cells (empty, NA, NaN, ... and --na-values) become the training median plus a 0/1
+"missing" input (numeric, boolean) or their own category (categorical); rows whose target is missing
+are dropped. Inputs are standardized; 20% of the rows are held out for a validation score (accuracy or
+R^2). Saves the model to OUT (an .npz file) and everything learned (column kinds, categories, medians,
+means and deviations, class names) to OUT{PREPROCESS_SUFFIX}; 'neurocore predict' needs both files.
+Reading needs pyarrow: pip install "neurocore[csv]"."""
+
+_TRAIN_EXAMPLE = """\
+example (examples/messy_csv.py writes this file; the tests train on it):
+  $ python examples/messy_csv.py churn.csv 5000
+  $ head -3 churn.csv
+  customer_id,age,city,plan,tenure_months,monthly_charges,support_calls,payment,region,paperless,notes,survey_version,churn
+  C100000,70,Lyon,basic,65,108.52,4,,1,yes,,3,yes
+  C100001,57,Nantes,premium,52,89.06,2,"bank transfer",3,no,,3,no
+  $ neurocore train churn.csv --target churn --ignore customer_id --categorical region \\
+        --na-values '?' --epochs 20 --out churn.npz
+  ...
+  columns: 5 numeric, 4 categorical, 1 boolean -> 29 inputs; missing cells in 'age', 'city', ...
+  validation accuracy: 0.8050 (loss 0.4204, 1000 rows)
+  $ neurocore predict churn.npz churn.csv --out predictions.csv   # one column: yes / no"""
 
 
 def _build_parser():
@@ -554,19 +581,28 @@ def _build_parser():
 
     train = commands.add_parser(
         "train",
-        help="train an MLP on a numeric CSV file",
-        description="Train an MLP on a CSV file with a header row and numeric cells. Features "
-        "are standardized; 20%% of the rows are held out for a validation score "
-        "(accuracy or R^2). Saves the model to OUT (an .npz file) and the "
-        f"preprocessing (feature names, means and deviations, class labels) to "
-        f"OUT{PREPROCESS_SUFFIX}; 'neurocore predict' needs both files.",
+        help="train an MLP on a CSV file",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description=_TRAIN_DESCRIPTION,
+        epilog=_TRAIN_EXAMPLE,
     )
     train.add_argument("data", help="CSV file with a header row")
     train.add_argument(
         "--target",
         required=True,
         metavar="COLUMN",
-        help="name of the column to predict; every other column is a feature",
+        help="name of the column to predict (numbers or text); every other column is a feature",
+    )
+    train.add_argument(
+        "--categorical",
+        metavar="COL,...",
+        help="one-hot encode these columns even if they hold numbers (at most rows/2 distinct values)",
+    )
+    train.add_argument("--ignore", metavar="COL,...", help="leave these columns out")
+    train.add_argument(
+        "--na-values",
+        metavar="TEXT,...",
+        help="more cell texts that mean 'missing' (always: empty, NA, N/A, NaN, null, ...)",
     )
     train.add_argument(
         "--task",
@@ -603,6 +639,19 @@ def _build_parser():
         default="model.npz",
         help="model file (default: %(default)s; '.npz' is appended if missing)",
     )
+    train.add_argument(
+        "--memmap",
+        action="store_true",
+        help="build the training matrix in memory-mapped files beside OUT (automatic when the file is "
+        "larger than 1/8 of the available memory)",
+    )
+    train.add_argument(
+        "--block-size",
+        type=_positive_int,
+        default=DEFAULT_BLOCK_SIZE,
+        metavar="BYTES",
+        help="bytes of CSV parsed per record batch (default: %(default)s)",
+    )
     train.add_argument("--quiet", action="store_true", help="print only the validation score")
     train.set_defaults(handler=_cmd_train)
 
@@ -610,14 +659,22 @@ def _build_parser():
         "predict",
         help="predict with a model saved by 'neurocore train'",
         description="Predict the target for every row of a CSV file with a model saved by "
-        f"'neurocore train'. Reads MODEL and MODEL{PREPROCESS_SUFFIX}; the CSV "
-        "needs the feature columns the model was trained on (any order; other "
-        "columns are ignored). Writes one column named after the target: class "
-        "labels as in the training file, or regression values.",
+        f"'neurocore train'. Reads MODEL and MODEL{PREPROCESS_SUFFIX} and prepares the "
+        "columns exactly as in training (same categories, medians, scales and missing-value "
+        "texts); the CSV needs the feature columns the model was trained on (any order; other "
+        "columns are ignored; missing ones are named). Writes one column named after the target: "
+        "class labels as in the training file (text or numbers), or regression values.",
     )
     predict.add_argument("model", help="model file written by 'neurocore train'")
     predict.add_argument("data", help="CSV file with a header row")
     predict.add_argument("--out", help="CSV file for the predictions (default: stdout)")
+    predict.add_argument(
+        "--block-size",
+        type=_positive_int,
+        default=DEFAULT_BLOCK_SIZE,
+        metavar="BYTES",
+        help="bytes of CSV parsed per record batch (default: %(default)s)",
+    )
     predict.set_defaults(handler=_cmd_predict)
 
     info = commands.add_parser(
