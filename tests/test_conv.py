@@ -287,3 +287,18 @@ def test_conv_weights_are_views_and_he_init(dtype):
     assert np.abs(conv.weight).max() <= bound and np.abs(conv.weight).max() > 0.8 * bound
     conv.weight[...] = 0
     assert not model.predict(np.ones((1, 9, 9, 3))).any()
+
+
+def test_cnn_digits_example_runs_quick(tmp_path):
+    """examples/cnn_digits.py --quick runs from another directory and reports a test accuracy."""
+    import os
+    import subprocess
+    import sys
+
+    script = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples", "cnn_digits.py")
+    if not os.path.exists(script):
+        pytest.skip("examples/ not shipped with this checkout")
+    out = subprocess.run([sys.executable, script, "--quick"], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    accuracy = float(out.stdout.split("test accuracy ")[1].split()[0])
+    assert accuracy > 0.5
