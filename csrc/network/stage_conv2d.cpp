@@ -7,7 +7,14 @@
 // (The GEMM's row/column gathers can also read P straight from the image, with no copy; measured slower:
 // the gathered packing loads one element at a time, im2col copies whole runs of kw*cin values.)
 // Spec: ints (cin, cout, kh, kw, sh, sw, pad_top, pad_bottom, pad_left, pad_right, bias).
+#include <cstring>
+
+#include "../dispatch.h"
 #include "stage.h"
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 namespace nc {
 namespace {
@@ -49,36 +56,32 @@ class Conv2DStage final : public Stage<T> {
         return true;
     }
     index_t aux_per_sample() const override { return act_ == Act::gelu ? this->out.size() : 0; }
-    // One chunk of the patch matrix, one of patch gradients, and a chunk's dW.
+    // Per thread one chunk of the patch matrix and one of patch gradients; then every chunk's dW.
     index_t temp_elems(index_t rows) const override {
-        const index_t chunk = checked_mul((rows < chunk_ ? rows : chunk_) * g_.oh * g_.ow, k_, "Conv2D");
-        return checked_add(checked_mul(2, chunk, "Conv2D"), checked_mul(k_, cout_, "Conv2D"), "Conv2D");
+        return checked_add(checked_mul(2 * index_t(max_threads()), chunk_elems(rows), "Conv2D"),
+                           checked_mul(chunks(rows), k_ * cout_, "Conv2D"), "Conv2D");
     }
+    // Each thread runs whole chunks with its own packing workspace.
     index_t gemm_workspace(const KernelTable<T>& kt, index_t rows, int threads) const override {
-        const index_t chunk = checked_mul(rows < chunk_ ? rows : chunk_, g_.oh * g_.ow, "Conv2D");
-        const index_t forms[3] = {kt.gemm_workspace_elems(chunk, cout_, k_, threads),   // Y = P W
-                                  kt.gemm_workspace_elems(k_, cout_, chunk, threads),   // dW = Pᵀ dY
-                                  kt.gemm_workspace_elems(chunk, k_, cout_, threads)};  // dP = dY Wᵀ
-        index_t need = 0;
-        for (index_t f : forms) need = f > need ? f : need;
-        return need;
+        return checked_mul(gemm_per_thread(kt, rows), index_t(threads > max_threads() ? threads : max_threads()), "Conv2D");
     }
     bool reads_gathered_input() const override { return true; }
     const TensorSlot* tracked_weight() const override { return &this->tensors[0]; }
 
+    // Threads split the batch into whole chunks (one parallel region per pass: a fork/join per GEMM costs
+    // a scheduler slice on a loaded machine); a single chunk runs its GEMMs with all threads instead.
+    // Every chunk's arithmetic is the same either way, so results do not depend on the thread count.
     void forward(const Pass<T>& p, const T* x, T* y, T* aux) override {
         const bool after = act_ == Act::softmax || act_ == Act::gelu;
         T* z = act_ == Act::gelu ? aux : y;
         const index_t per_sample = g_.oh * g_.ow;
-        T* cols = p.temp;
-        for (index_t s0 = 0; s0 < p.rows; s0 += chunk_) {
-            const index_t n = p.rows - s0 < chunk_ ? p.rows - s0 : chunk_;
-            patches(p, x, s0, n, cols);
-            GemmCall<T> g{n * per_sample, cout_, k_, cols, k_, 1, p.params + weight_, cout_, 1,
+        for_chunks(p, [&](index_t s0, index_t n, const Lane& l) {
+            patches(p, x, s0, n, l.cols, l.threads);
+            GemmCall<T> g{n * per_sample, cout_, k_, l.cols, k_, 1, p.params + weight_, cout_, 1,
                           z + s0 * per_sample * cout_, cout_, bias_ >= 0 ? p.params + bias_ : nullptr,
                           after ? Act::identity : act_, alpha_};
-            p.kt->gemm(g, p.gemm_ws, p.gemm_ws_elems, p.threads);
-        }
+            p.kt->gemm(g, l.ws, l.ws_elems, l.threads);
+        });
         if (after) p.kt->act_forward(y, z, p.rows * per_sample, cout_, act_, alpha_, p.threads);
     }
 
@@ -87,36 +90,86 @@ class Conv2DStage final : public Stage<T> {
         const index_t per_sample = g_.oh * g_.ow, pixels = p.rows * per_sample;
         if (act_ == Act::gelu) kt.gelu_backward(g, aux, g, pixels, cout_, p.threads);
         else if (act_ != Act::identity) kt.act_backward(g, y, g, pixels, cout_, act_, alpha_, p.threads);
-        if (this->trainable && bias_ >= 0) kt.bias_grad(p.grads + bias_, g, pixels, cout_, p.threads);
-        const index_t chunk_elems = (p.rows < chunk_ ? p.rows : chunk_) * per_sample * k_;
-        T* cols = p.temp;
-        T* dcols = p.temp + chunk_elems;
-        T* dw_chunk = p.temp + 2 * chunk_elems;
-        for (index_t s0 = 0; s0 < p.rows; s0 += chunk_) {
-            const index_t n = p.rows - s0 < chunk_ ? p.rows - s0 : chunk_;
-            const T* dy = g + s0 * per_sample * cout_;
-            if (this->trainable) {   // dW (+)= Pᵀ dY: the first chunk writes the gradient, later ones add to it
-                patches(p, x, s0, n, cols);
-                T* dw = s0 == 0 ? p.grads + weight_ : dw_chunk;
-                GemmCall<T> gw{k_, cout_, n * per_sample, cols, 1, k_, dy, cout_, 1, dw, cout_, nullptr, Act::identity, T(0)};
-                kt.gemm(gw, p.gemm_ws, p.gemm_ws_elems, p.threads);
-                if (s0 > 0) kt.add(p.grads + weight_, p.grads + weight_, dw_chunk, k_ * cout_);
+        const bool want_dw = this->trainable;
+        if (want_dw && bias_ >= 0) kt.bias_grad(p.grads + bias_, g, pixels, cout_, p.threads);
+        if (!want_dw && !need_dx) return;
+        T* dw_parts = p.temp + 2 * index_t(max_threads()) * chunk_elems(p.rows);   // (chunks, K, cout)
+        const T* dy_all = g;
+        T* dx_all = spare;
+        for_chunks(p, [&](index_t s0, index_t n, const Lane& l) {
+            const T* dy = dy_all + s0 * per_sample * cout_;
+            if (want_dw) {   // this chunk's Pᵀ dY
+                patches(p, x, s0, n, l.cols, l.threads);
+                GemmCall<T> gw{k_, cout_, n * per_sample, l.cols, 1, k_, dy, cout_, 1, dw_parts + (s0 / chunk_) * k_ * cout_,
+                               cout_, nullptr, Act::identity, T(0)};
+                kt.gemm(gw, l.ws, l.ws_elems, l.threads);
             }
-            if (need_dx) {
-                GemmCall<T> gp{n * per_sample, k_, cout_, dy, cout_, 1, p.params + weight_, 1, cout_, dcols, k_,
+            if (need_dx) {   // dP = dY Wᵀ, scattered back onto the image
+                GemmCall<T> gp{n * per_sample, k_, cout_, dy, cout_, 1, p.params + weight_, 1, cout_, l.dcols, k_,
                                nullptr, Act::identity, T(0)};
-                kt.gemm(gp, p.gemm_ws, p.gemm_ws_elems, p.threads);
-                kt.col2im(spare + s0 * this->in.size(), dcols, n, g_, p.threads);
+                kt.gemm(gp, l.ws, l.ws_elems, l.threads);
+                kt.col2im(dx_all + s0 * this->in.size(), l.dcols, n, g_, l.threads);
             }
+        });
+        if (want_dw) {   // the chunks' sum in chunk order
+            T* dw = p.grads + weight_;
+            std::memcpy(dw, dw_parts, sizeof(T) * size_t(k_ * cout_));
+            for (index_t c = 1; c < chunks(p.rows); ++c) kt.add(dw, dw, dw_parts + c * k_ * cout_, k_ * cout_);
         }
         if (need_dx) std::swap(g, spare);
     }
 
   private:
+    struct Lane {   // one thread's scratch
+        T* cols;
+        T* dcols;
+        T* ws;
+        index_t ws_elems;
+        int threads;   // threads inside the chunk's kernels
+    };
+
+    static int max_threads() { return num_threads(); }
+    index_t chunks(index_t rows) const { return (rows + chunk_ - 1) / chunk_; }
+    index_t chunk_elems(index_t rows) const {
+        return checked_mul(checked_mul(rows < chunk_ ? rows : chunk_, g_.oh * g_.ow, "Conv2D"), k_, "Conv2D");
+    }
+    index_t gemm_per_thread(const KernelTable<T>& kt, index_t rows) const {
+        const index_t chunk = checked_mul(rows < chunk_ ? rows : chunk_, g_.oh * g_.ow, "Conv2D");
+        const index_t forms[3] = {kt.gemm_workspace_elems(chunk, cout_, k_, 1),   // Y = P W
+                                  kt.gemm_workspace_elems(k_, cout_, chunk, 1),   // dW = Pᵀ dY
+                                  kt.gemm_workspace_elems(chunk, k_, cout_, 1)};  // dP = dY Wᵀ
+        index_t need = 0;
+        for (index_t f : forms) need = f > need ? f : need;
+        return need;
+    }
+
+    // f(first sample, samples, lane) for every chunk: chunks spread over threads, or one chunk with all.
+    template <typename F>
+    void for_chunks(const Pass<T>& p, F f) const {
+        const index_t n_chunks = chunks(p.rows), per = gemm_per_thread(*p.kt, p.rows), ce = chunk_elems(p.rows);
+        index_t nt = p.threads < n_chunks ? p.threads : n_chunks;
+        while (nt > 1 && (per * nt > p.gemm_ws_elems || 2 * ce * nt > p.temp_elems - n_chunks * k_ * cout_)) --nt;
+        auto lane = [&](int t, int inner) { return Lane{p.temp + 2 * t * ce, p.temp + (2 * t + 1) * ce, p.gemm_ws + t * per, per, inner}; };
+        if (nt <= 1) {
+            const Lane l{p.temp, p.temp + ce, p.gemm_ws, p.gemm_ws_elems, p.threads};
+            for (index_t c = 0; c < n_chunks; ++c) f(c * chunk_, p.rows - c * chunk_ < chunk_ ? p.rows - c * chunk_ : chunk_, l);
+            return;
+        }
+#pragma omp parallel for num_threads(int(nt)) schedule(static)
+        for (index_t c = 0; c < n_chunks; ++c) {
+#ifdef _OPENMP
+            const int t = omp_get_thread_num();
+#else
+            const int t = 0;
+#endif
+            f(c * chunk_, p.rows - c * chunk_ < chunk_ ? p.rows - c * chunk_ : chunk_, lane(t, 1));
+        }
+    }
+
     // cols = the patch matrix of samples [s0, s0 + n) (through the batch's rows for a first stage).
-    void patches(const Pass<T>& p, const T* x, index_t s0, index_t n, T* cols) const {
-        if (p.in_rows) p.kt->im2col(cols, x, p.in_rows + s0, n, g_, p.threads);
-        else p.kt->im2col(cols, x + s0 * this->in.size(), nullptr, n, g_, p.threads);
+    void patches(const Pass<T>& p, const T* x, index_t s0, index_t n, T* cols, int threads) const {
+        if (p.in_rows) p.kt->im2col(cols, x, p.in_rows + s0, n, g_, threads);
+        else p.kt->im2col(cols, x + s0 * this->in.size(), nullptr, n, g_, threads);
     }
 
     index_t cin_, cout_, kh_, kw_, sh_, sw_, pt_, pb_, pl_, pr_;
