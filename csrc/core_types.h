@@ -99,8 +99,7 @@ struct KernelTable {
     double (*sum_squares)(const T* x, index_t n);
     void (*scale)(T* x, index_t n, double factor);
     // Convolution around the GEMM (conv_impl.h) and pooling (pool_impl.h), on (n, h, w, c) images.
-    void (*pad_images)(T* dst, const T* x, const std::int64_t* rows, index_t n, index_t h, index_t w, index_t c,
-                       index_t pt, index_t pb, index_t pl, index_t pr, int threads);
+    void (*im2col)(T* cols, const T* x, const std::int64_t* rows, index_t n, const Window2D& g, int threads);
     void (*col2im)(T* dx, const T* dcols, index_t n, const Window2D& g, int threads);
     void (*maxpool_forward)(T* y, T* argmax, const T* x, index_t n, const Window2D& g, int threads);
     void (*maxpool_backward)(T* dx, const T* dy, const T* argmax, index_t n, const Window2D& g, int threads);

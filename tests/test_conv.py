@@ -132,7 +132,7 @@ def test_maxpool_routes_ties_to_the_first_cell(dtype):
 def small_cnn(dtype="float64", act=nc.Tanh, seed=0):
     return nc.Sequential([
         nc.Conv2D(2, 4, 3, padding="same"), act(), nc.BatchNorm(4), nc.MaxPool2D(2),
-        nc.Residual([nc.Conv2D(4, 4, (3, 2), padding="same"), act()]),
+        nc.Residual([nc.Conv2D(4, 4, (3, 2), padding="same"), nc.GELU()]),   # GELU fused: kept pre-activation
         nc.Conv2D(4, 5, 2, stride=(1, 2)), nc.AvgPool2D(2, stride=1, padding=1), nc.GELU(),
         nc.Flatten(), nc.Dense(45, 6), act(), nc.Dense(6, 3),
     ], dtype=dtype, input_shape=(6, 8, 2), seed=seed)
@@ -287,3 +287,18 @@ def test_conv_weights_are_views_and_he_init(dtype):
     assert np.abs(conv.weight).max() <= bound and np.abs(conv.weight).max() > 0.8 * bound
     conv.weight[...] = 0
     assert not model.predict(np.ones((1, 9, 9, 3))).any()
+
+
+def test_cnn_digits_example_runs_quick(tmp_path):
+    """examples/cnn_digits.py --quick runs from another directory and reports a test accuracy."""
+    import os
+    import subprocess
+    import sys
+
+    script = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples", "cnn_digits.py")
+    if not os.path.exists(script):
+        pytest.skip("examples/ not shipped with this checkout")
+    out = subprocess.run([sys.executable, script, "--quick"], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    accuracy = float(out.stdout.split("test accuracy ")[1].split()[0])
+    assert accuracy > 0.5

@@ -1,6 +1,6 @@
-// The parts of a convolution around the GEMM (stage_conv2d.cpp): a zero-padded copy of the input, so the
-// GEMM can read patches through its row/column gathers (implicit im2col), and col2im, which scatters
-// patch gradients back onto the image. Included inside an ISA namespace.
+// The parts of a convolution around the GEMM (stage_conv2d.cpp): im2col, which copies each output pixel's
+// window into a row of the patch matrix, and col2im, which scatters patch gradients back onto the image.
+// Included inside an ISA namespace.
 #pragma once
 
 namespace conv_detail {
@@ -13,37 +13,57 @@ inline int sample_threads(index_t n, index_t per_sample, int threads) {
     return t < 1 ? 1 : int(t);
 }
 
-// dst[0:n) += src[0:n)
+// dst[0:n) += src[0:n). The tail is scalar: masked stores followed by masked loads of the same cells
+// (overlapping windows) defeat store forwarding, and few-channel images are all tail.
 template <typename T>
 inline void add_run(T* dst, const T* src, index_t n) {
     using V = Vec<T>;
     constexpr int L = V::lanes;
     index_t i = 0;
     for (; i + L <= n; i += L) (V::load(dst + i) + V::load(src + i)).store(dst + i);
-    if (i < n) (V::load_partial(dst + i, int(n - i)) + V::load_partial(src + i, int(n - i))).store_partial(dst + i, int(n - i));
+    for (; i < n; ++i) dst[i] += src[i];
+}
+
+// dst[0:n) = src[0:n): a first layer's runs are a few values (kw * cin), too short for a memcpy call.
+template <typename T>
+inline void copy_run(T* dst, const T* src, index_t n) {
+    if (n > 32) { memcpy(dst, src, sizeof(T) * size_t(n)); return; }
+    for (index_t i = 0; i < n; ++i) dst[i] = src[i];
 }
 
 }  // namespace conv_detail
 
-// dst (n, h + pt + pb, w + pl + pr, c) = x's samples with a zero border; sample i is x's sample rows[i]
-// (a batch read in place from the data set) or i.
+// cols (n * oh * ow, kh * kw * c) = the patch of every output pixel, columns in (i, j, c) order, zeros
+// where the window covers padding; sample s is x's sample rows[s] (a batch read in place from the data
+// set) or s. For each kernel row i the cells (j, c) are one contiguous run of the image row.
 template <typename T>
-void pad_images(T* dst, const T* x, const int64_t* rows, index_t n, index_t h, index_t w, index_t c, index_t pt,
-                index_t pb, index_t pl, index_t pr, int threads) {
-    const index_t hp = h + pt + pb, wp = w + pl + pr, in_size = h * w * c, out_size = hp * wp * c;
-    const int nt = conv_detail::sample_threads(n, out_size, threads);
+void im2col(T* cols, const T* x, const int64_t* rows, index_t n, const nc::Window2D& g, int threads) {
+    const index_t img = g.h * g.w * g.c, k = g.kh * g.kw * g.c, run = g.kw * g.c;
+    const int nt = conv_detail::sample_threads(n * g.oh, g.ow * k, threads);
 #pragma omp parallel for num_threads(nt) if (nt > 1) schedule(static)
-    for (index_t s = 0; s < n; ++s) {
-        const T* src = x + (rows ? rows[s] : s) * in_size;
-        T* out = dst + s * out_size;
-        memset(out, 0, sizeof(T) * size_t(pt * wp * c));
-        for (index_t y = 0; y < h; ++y) {
-            T* line = out + (pt + y) * wp * c;
-            memset(line, 0, sizeof(T) * size_t(pl * c));
-            memcpy(line + pl * c, src + y * w * c, sizeof(T) * size_t(w * c));
-            memset(line + (pl + w) * c, 0, sizeof(T) * size_t(pr * c));
+    for (index_t so = 0; so < n * g.oh; ++so) {
+        const index_t s = so / g.oh, oy = so % g.oh;
+        const T* src = x + (rows ? rows[s] : s) * img;
+        T* dst = cols + so * g.ow * k;
+        for (index_t ox = 0; ox < g.ow; ++ox, dst += k) {
+            const index_t x0 = ox * g.sw - g.pl;
+            const bool inside_x = x0 >= 0 && x0 + g.kw <= g.w;
+            for (index_t i = 0; i < g.kh; ++i) {
+                const index_t y = oy * g.sh + i - g.pt;
+                T* out = dst + i * run;
+                if (y < 0 || y >= g.h) {
+                    memset(out, 0, sizeof(T) * size_t(run));
+                } else if (inside_x) {
+                    conv_detail::copy_run(out, src + (y * g.w + x0) * g.c, run);
+                } else {
+                    for (index_t j = 0; j < g.kw; ++j) {
+                        const index_t xx = x0 + j;
+                        if (xx < 0 || xx >= g.w) memset(out + j * g.c, 0, sizeof(T) * size_t(g.c));
+                        else conv_detail::copy_run(out + j * g.c, src + (y * g.w + xx) * g.c, g.c);
+                    }
+                }
+            }
         }
-        memset(out + (pt + h) * wp * c, 0, sizeof(T) * size_t(pb * wp * c));
     }
 }
 

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include <stdexcept>
+#include <type_traits>
 #ifdef _OPENMP
 #include <omp.h>
 #endif

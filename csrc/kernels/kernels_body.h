@@ -17,7 +17,7 @@ const nc::KernelTable<T>* make_table(const char* isa) {
         isa,         Tile<T>::mr,   gemm_detail::kNR<T>, &gemm_workspace_elems<T>, &gemm<T>,
         &act_forward<T>, &act_backward<T>, &bias_grad<T>, &loss<T>, &optim_step<T>, &gather_rows<T>,
         &gelu_backward<T>, &dropout_forward<T>, &multiply<T>, &add<T>, &batchnorm_forward<T>,
-        &batchnorm_backward<T>, &gaussian_noise<T>, &sum_squares<T>, &scale<T>, &pad_images<T>, &col2im<T>,
+        &batchnorm_backward<T>, &gaussian_noise<T>, &sum_squares<T>, &scale<T>, &im2col<T>, &col2im<T>,
         &maxpool_forward<T>, &maxpool_backward<T>, &avgpool_forward<T>, &avgpool_backward<T>,
         {&rnn_step_forward<T>, &rnn_step_backward<T>, &lstm_step_forward<T>, &lstm_step_backward<T>,
          &gru_step_forward<T>, &gru_step_backward<T>},

@@ -5,19 +5,24 @@
 
 namespace pool_detail {
 
-// Calls f(c0, lanes) for each vector of channels: full vectors, then a partial one.
+// Calls f(V{}, c0) for each full vector of channels, then f(Scalar{}, c) for each remaining channel (masked
+// vectors measured slower for the few-channel images of a first layer: every pixel is a tail).
+struct Scalar {};
 template <typename T, typename F>
 inline void channel_vectors(index_t c, F f) {
     constexpr int L = Vec<T>::lanes;
     index_t c0 = 0;
-    for (; c0 + L <= c; c0 += L) f(c0, L);
-    if (c0 < c) f(c0, int(c - c0));
+    for (; c0 + L <= c; c0 += L) f(Vec<T>{}, c0);
+    for (; c0 < c; ++c0) f(Scalar{}, c0);
 }
 
-template <typename T>
-inline Vec<T> load_n(const T* p, int n) { return n == Vec<T>::lanes ? Vec<T>::load(p) : Vec<T>::load_partial(p, n); }
-template <typename T>
-inline void store_n(Vec<T> v, T* p, int n) { if (n == Vec<T>::lanes) v.store(p); else v.store_partial(p, n); }
+// The same arithmetic on a vector of channels or on one channel.
+template <typename T> inline Vec<T> ld(Vec<T>, const T* p) { return Vec<T>::load(p); }
+template <typename T> inline T ld(Scalar, const T* p) { return *p; }
+template <typename T> inline void st(Vec<T> v, T* p) { v.store(p); }
+template <typename T> inline void st(T v, T* p) { *p = v; }
+template <typename T> inline Vec<T> splat(Vec<T>, T x) { return Vec<T>::set1(x); }
+template <typename T> inline T splat(Scalar, T x) { return x; }
 
 }  // namespace pool_detail
 
@@ -34,7 +39,8 @@ void maxpool_forward(T* y, T* argmax, const T* x, index_t n, const nc::Window2D&
         for (index_t oy = 0; oy < g.oh; ++oy)
             for (index_t ox = 0; ox < g.ow; ++ox) {
                 const index_t o = s * out_img + (oy * g.ow + ox) * g.c;
-                channel_vectors<T>(g.c, [&](index_t c0, int lanes) {
+                index_t c0 = 0;
+                for (; c0 + V::lanes <= g.c; c0 += V::lanes) {
                     V best = V::zero(), where = V::zero();
                     bool first = true;
                     for (index_t i = 0; i < g.kh; ++i) {
@@ -43,7 +49,7 @@ void maxpool_forward(T* y, T* argmax, const T* x, index_t n, const nc::Window2D&
                         for (index_t j = 0; j < g.kw; ++j) {
                             const index_t xx = ox * g.sw + j - g.pl;
                             if (xx < 0 || xx >= g.w) continue;
-                            const V v = load_n(x + s * img + (yy * g.w + xx) * g.c + c0, lanes);
+                            const V v = V::load(x + s * img + (yy * g.w + xx) * g.c + c0);
                             const V cell = V::set1(T(i * g.kw + j));
                             if (first) { best = v; where = cell; first = false; continue; }
                             const V win = greater(v, best);
@@ -51,9 +57,27 @@ void maxpool_forward(T* y, T* argmax, const T* x, index_t n, const nc::Window2D&
                             where = select(win, cell, where);
                         }
                     }
-                    store_n(best, y + o + c0, lanes);
-                    store_n(where, argmax + o + c0, lanes);
-                });
+                    best.store(y + o + c0);
+                    where.store(argmax + o + c0);
+                }
+                for (; c0 < g.c; ++c0) {   // branch-free: random data mispredicts every comparison
+                    T best = -HUGE_VAL;
+                    int where = 0;
+                    for (index_t i = 0; i < g.kh; ++i) {
+                        const index_t yy = oy * g.sh + i - g.pt;
+                        if (yy < 0 || yy >= g.h) continue;
+                        for (index_t j = 0; j < g.kw; ++j) {
+                            const index_t xx = ox * g.sw + j - g.pl;
+                            if (xx < 0 || xx >= g.w) continue;
+                            const T v = x[s * img + (yy * g.w + xx) * g.c + c0];
+                            const int win = v > best;
+                            where = win * int(i * g.kw + j) + (1 - win) * where;
+                            best = v > best ? v : best;
+                        }
+                    }
+                    y[o + c0] = best;
+                    argmax[o + c0] = T(where);
+                }
             }
 }
 
@@ -82,27 +106,26 @@ void maxpool_backward(T* dx, const T* dy, const T* argmax, index_t n, const nc::
 template <typename T>
 void avgpool_forward(T* y, const T* x, index_t n, const nc::Window2D& g, int threads) {
     using namespace pool_detail;
-    using V = Vec<T>;
     const index_t img = g.h * g.w * g.c, out_img = g.oh * g.ow * g.c;
-    const V scale = V::set1(T(1) / T(g.kh * g.kw));
+    const T scale = T(1) / T(g.kh * g.kw);
     const int nt = conv_detail::sample_threads(n, img, threads);
 #pragma omp parallel for num_threads(nt) if (nt > 1) schedule(static)
     for (index_t s = 0; s < n; ++s)
         for (index_t oy = 0; oy < g.oh; ++oy)
             for (index_t ox = 0; ox < g.ow; ++ox) {
                 const index_t o = s * out_img + (oy * g.ow + ox) * g.c;
-                channel_vectors<T>(g.c, [&](index_t c0, int lanes) {
-                    V sum = V::zero();
+                channel_vectors<T>(g.c, [&](auto kind, index_t c0) {
+                    auto sum = splat<T>(kind, T(0));
                     for (index_t i = 0; i < g.kh; ++i) {
                         const index_t yy = oy * g.sh + i - g.pt;
                         if (yy < 0 || yy >= g.h) continue;
                         for (index_t j = 0; j < g.kw; ++j) {
                             const index_t xx = ox * g.sw + j - g.pl;
                             if (xx < 0 || xx >= g.w) continue;
-                            sum = sum + load_n(x + s * img + (yy * g.w + xx) * g.c + c0, lanes);
+                            sum = sum + ld<T>(kind, x + s * img + (yy * g.w + xx) * g.c + c0);
                         }
                     }
-                    store_n(sum * scale, y + o + c0, lanes);
+                    st<T>(sum * splat<T>(kind, scale), y + o + c0);
                 });
             }
 }
@@ -111,9 +134,8 @@ void avgpool_forward(T* y, const T* x, index_t n, const nc::Window2D& g, int thr
 template <typename T>
 void avgpool_backward(T* dx, const T* dy, index_t n, const nc::Window2D& g, int threads) {
     using namespace pool_detail;
-    using V = Vec<T>;
     const index_t img = g.h * g.w * g.c, out_img = g.oh * g.ow * g.c;
-    const V scale = V::set1(T(1) / T(g.kh * g.kw));
+    const T scale = T(1) / T(g.kh * g.kw);
     const int nt = conv_detail::sample_threads(n, img, threads);
 #pragma omp parallel for num_threads(nt) if (nt > 1) schedule(static)
     for (index_t s = 0; s < n; ++s) {
@@ -129,8 +151,8 @@ void avgpool_backward(T* dx, const T* dy, index_t n, const nc::Window2D& g, int 
                         const index_t xx = ox * g.sw + j - g.pl;
                         if (xx < 0 || xx >= g.w) continue;
                         T* cell = out + (yy * g.w + xx) * g.c;
-                        channel_vectors<T>(g.c, [&](index_t c0, int lanes) {
-                            store_n(load_n(cell + c0, lanes) + load_n(dy + o + c0, lanes) * scale, cell + c0, lanes);
+                        channel_vectors<T>(g.c, [&](auto kind, index_t c0) {
+                            st<T>(ld<T>(kind, cell + c0) + ld<T>(kind, dy + o + c0) * splat<T>(kind, scale), cell + c0);
                         });
                     }
                 }

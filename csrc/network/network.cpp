@@ -224,6 +224,7 @@ Pass<T> Network<T>::make_pass(index_t rows, bool training) {
     p.gemm_ws = gemm_ws_.data();
     p.gemm_ws_elems = gemm_ws_.size();
     p.temp = temp_.data();
+    p.temp_elems = temp_.size();
     p.outs = outs_.data();
     p.auxs = auxs_.data();
     return p;

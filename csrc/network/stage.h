@@ -88,6 +88,7 @@ struct Pass {
     T* gemm_ws = nullptr;                 // packing workspace, gemm_workspace() elements at least
     index_t gemm_ws_elems = 0;
     T* temp = nullptr;                    // scratch not kept across stages, temp_elems() at least
+    index_t temp_elems = 0;
     const std::int64_t* in_rows = nullptr;  // stage 0 only: the batch's rows in its input (a gather), or null
     const T* const* outs = nullptr;       // per stage: its output of this forward
     T* const* auxs = nullptr;             // per stage: its kept workspace (aux_per_sample() per sample)

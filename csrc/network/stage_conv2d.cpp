@@ -1,16 +1,26 @@
-// Conv2D on channels-last images: y (n, oh, ow, cout) = act(patches . W + b), W (kh, kw, cin, cout) read
-// as a (kh*kw*cin, cout) matrix. The patch matrix (n*oh*ow, kh*kw*cin) never exists: the GEMM reads it
-// through its gathers (row r = an output pixel's window corner, column k = a cell (i, j, c) of the window)
-// from the input, or from a zero-padded copy when there is padding. dW = patchesᵀ . dY the same way;
-// dX = dY . Wᵀ per chunk of samples into scratch, scattered back by col2im.
+// Conv2D on channels-last images: y (n, oh, ow, cout) = act(P . W + b), W (kh, kw, cin, cout) read as a
+// (kh*kw*cin, cout) matrix and P the patch matrix (n*oh*ow, kh*kw*cin). P is built by im2col one chunk
+// of samples at a time into scratch (bounded, so it stays in cache and nothing grows with the batch),
+// and read in place by the GEMM; bias and activation run in its epilogue. Backward per chunk:
+// dW += Pᵀ . dY (a chunk's product into scratch, then added: a fixed order for any thread count), and
+// dP = dY . Wᵀ scattered back onto the image by col2im.
+// (The GEMM's row/column gathers can also read P straight from the image, with no copy; measured slower:
+// the gathered packing loads one element at a time, im2col copies whole runs of kw*cin values.)
 // Spec: ints (cin, cout, kh, kw, sh, sw, pad_top, pad_bottom, pad_left, pad_right, bias).
+#include <cstring>
+
+#include "../dispatch.h"
 #include "stage.h"
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 namespace nc {
 namespace {
 
-// Patch-gradient rows per dX chunk: bounds the scratch (about 4 MB of floats), independent of threads.
-constexpr index_t kChunkElems = index_t(1) << 20;
+// Patch-matrix elements per chunk (about 1 MB of floats): about L2-sized; independent of threads.
+constexpr index_t kChunkElems = index_t(1) << 18;
 
 template <typename T>
 class Conv2DStage final : public Stage<T> {
@@ -36,12 +46,6 @@ class Conv2DStage final : public Stage<T> {
         k_ = checked_mul(checked_mul(kh_, kw_, "Conv2D"), cin_, "Conv2D");
         weight_ = planner.param(this->tensors, "weight", {kh_, kw_, cin_, cout_});
         if (has_bias_) bias_ = planner.param(this->tensors, "bias", {cout_});
-        // Column k of the patch matrix: the cell's offset from its window's corner in the (padded) image.
-        col_off_.resize(k_);
-        for (index_t i = 0; i < kh_; ++i)
-            for (index_t j = 0; j < kw_; ++j)
-                for (index_t c = 0; c < cin_; ++c) col_off_.data()[(i * kw_ + j) * cin_ + c] = (i * wp_ + j) * cin_;
-        for (index_t k = 0; k < k_; ++k) col_off_.data()[k] += k % cin_;
         chunk_ = kChunkElems / checked_mul(g_.oh * g_.ow, k_, "Conv2D");
         if (chunk_ < 1) chunk_ = 1;
     }
@@ -52,86 +56,120 @@ class Conv2DStage final : public Stage<T> {
         return true;
     }
     index_t aux_per_sample() const override { return act_ == Act::gelu ? this->out.size() : 0; }
-    // A padded copy of the input, then (backward) one chunk of patch gradients.
+    // Per thread one chunk of the patch matrix and one of patch gradients; then every chunk's dW.
     index_t temp_elems(index_t rows) const override {
-        const index_t padded = padding() ? checked_mul(rows, hp_ * wp_ * cin_, "Conv2D") : 0;
-        const index_t chunk = rows < chunk_ ? rows : chunk_;
-        return checked_add(padded, checked_mul(chunk * g_.oh * g_.ow, k_, "Conv2D"), "Conv2D");
+        return checked_add(checked_mul(2 * index_t(max_threads()), chunk_elems(rows), "Conv2D"),
+                           checked_mul(chunks(rows), k_ * cout_, "Conv2D"), "Conv2D");
     }
+    // Each thread runs whole chunks with its own packing workspace.
     index_t gemm_workspace(const KernelTable<T>& kt, index_t rows, int threads) const override {
-        const index_t pixels = checked_mul(rows, g_.oh * g_.ow, "Conv2D");
-        const index_t chunk = (rows < chunk_ ? rows : chunk_) * g_.oh * g_.ow;
-        const index_t forms[3] = {kt.gemm_workspace_elems(pixels, cout_, k_, threads),   // Y = P W
-                                  kt.gemm_workspace_elems(k_, cout_, pixels, threads),   // dW = Pᵀ dY
-                                  kt.gemm_workspace_elems(chunk, k_, cout_, threads)};   // dP = dY Wᵀ
-        index_t need = 0;
-        for (index_t f : forms) need = f > need ? f : need;
-        return need;
+        return checked_mul(gemm_per_thread(kt, rows), index_t(threads > max_threads() ? threads : max_threads()), "Conv2D");
     }
-    void reserve(index_t rows) override { row_off_.resize(checked_mul(rows, g_.oh * g_.ow, "Conv2D")); }
     bool reads_gathered_input() const override { return true; }
     const TensorSlot* tracked_weight() const override { return &this->tensors[0]; }
 
+    // Threads split the batch into whole chunks (one parallel region per pass: a fork/join per GEMM costs
+    // a scheduler slice on a loaded machine); a single chunk runs its GEMMs with all threads instead.
+    // Every chunk's arithmetic is the same either way, so results do not depend on the thread count.
     void forward(const Pass<T>& p, const T* x, T* y, T* aux) override {
-        const T* src = patch_source(p, x);
         const bool after = act_ == Act::softmax || act_ == Act::gelu;
         T* z = act_ == Act::gelu ? aux : y;
-        const index_t pixels = p.rows * g_.oh * g_.ow;
-        GemmCall<T> g{pixels, cout_, k_, src, 1, 1, p.params + weight_, cout_, 1, z, cout_,
-                      bias_ >= 0 ? p.params + bias_ : nullptr, after ? Act::identity : act_, alpha_};
-        g.gather_i = row_off_.data();
-        g.gather_k = col_off_.data();
-        p.kt->gemm(g, p.gemm_ws, p.gemm_ws_elems, p.threads);
-        if (after) p.kt->act_forward(y, z, pixels, cout_, act_, alpha_, p.threads);
+        const index_t per_sample = g_.oh * g_.ow;
+        for_chunks(p, [&](index_t s0, index_t n, const Lane& l) {
+            patches(p, x, s0, n, l.cols, l.threads);
+            GemmCall<T> g{n * per_sample, cout_, k_, l.cols, k_, 1, p.params + weight_, cout_, 1,
+                          z + s0 * per_sample * cout_, cout_, bias_ >= 0 ? p.params + bias_ : nullptr,
+                          after ? Act::identity : act_, alpha_};
+            p.kt->gemm(g, l.ws, l.ws_elems, l.threads);
+        });
+        if (after) p.kt->act_forward(y, z, p.rows * per_sample, cout_, act_, alpha_, p.threads);
     }
 
     void backward(const Pass<T>& p, const T* x, const T* y, T* aux, T*& g, T*& spare, bool need_dx) override {
         const KernelTable<T>& kt = *p.kt;
-        const index_t pixels = p.rows * g_.oh * g_.ow;
+        const index_t per_sample = g_.oh * g_.ow, pixels = p.rows * per_sample;
         if (act_ == Act::gelu) kt.gelu_backward(g, aux, g, pixels, cout_, p.threads);
         else if (act_ != Act::identity) kt.act_backward(g, y, g, pixels, cout_, act_, alpha_, p.threads);
-        if (this->trainable) {
-            if (bias_ >= 0) kt.bias_grad(p.grads + bias_, g, pixels, cout_, p.threads);
-            const T* src = patch_source(p, x);   // the row offsets are the forward's; the padded copy is redone
-            GemmCall<T> dw{k_, cout_, pixels, src, 1, 1, g, cout_, 1, p.grads + weight_, cout_, nullptr, Act::identity, T(0)};
-            dw.gather_i = col_off_.data();   // op(A) = Pᵀ: rows are the window cells, columns the pixels
-            dw.gather_k = row_off_.data();
-            kt.gemm(dw, p.gemm_ws, p.gemm_ws_elems, p.threads);
+        const bool want_dw = this->trainable;
+        if (want_dw && bias_ >= 0) kt.bias_grad(p.grads + bias_, g, pixels, cout_, p.threads);
+        if (!want_dw && !need_dx) return;
+        T* dw_parts = p.temp + 2 * index_t(max_threads()) * chunk_elems(p.rows);   // (chunks, K, cout)
+        const T* dy_all = g;
+        T* dx_all = spare;
+        for_chunks(p, [&](index_t s0, index_t n, const Lane& l) {
+            const T* dy = dy_all + s0 * per_sample * cout_;
+            if (want_dw) {   // this chunk's Pᵀ dY
+                patches(p, x, s0, n, l.cols, l.threads);
+                GemmCall<T> gw{k_, cout_, n * per_sample, l.cols, 1, k_, dy, cout_, 1, dw_parts + (s0 / chunk_) * k_ * cout_,
+                               cout_, nullptr, Act::identity, T(0)};
+                kt.gemm(gw, l.ws, l.ws_elems, l.threads);
+            }
+            if (need_dx) {   // dP = dY Wᵀ, scattered back onto the image
+                GemmCall<T> gp{n * per_sample, k_, cout_, dy, cout_, 1, p.params + weight_, 1, cout_, l.dcols, k_,
+                               nullptr, Act::identity, T(0)};
+                kt.gemm(gp, l.ws, l.ws_elems, l.threads);
+                kt.col2im(dx_all + s0 * this->in.size(), l.dcols, n, g_, l.threads);
+            }
+        });
+        if (want_dw) {   // the chunks' sum in chunk order
+            T* dw = p.grads + weight_;
+            std::memcpy(dw, dw_parts, sizeof(T) * size_t(k_ * cout_));
+            for (index_t c = 1; c < chunks(p.rows); ++c) kt.add(dw, dw, dw_parts + c * k_ * cout_, k_ * cout_);
         }
-        if (!need_dx) return;
-        T* dcols = p.temp + (padding() ? p.rows * hp_ * wp_ * cin_ : 0);
-        const index_t per_sample = g_.oh * g_.ow;
-        for (index_t s0 = 0; s0 < p.rows; s0 += chunk_) {
-            const index_t n = p.rows - s0 < chunk_ ? p.rows - s0 : chunk_;
-            GemmCall<T> dp{n * per_sample, k_, cout_, g + s0 * per_sample * cout_, cout_, 1, p.params + weight_, 1, cout_,
-                           dcols, k_, nullptr, Act::identity, T(0)};
-            kt.gemm(dp, p.gemm_ws, p.gemm_ws_elems, p.threads);
-            kt.col2im(spare + s0 * this->in.size(), dcols, n, g_, p.threads);
-        }
-        std::swap(g, spare);
+        if (need_dx) std::swap(g, spare);
     }
 
   private:
-    bool padding() const { return pt_ + pb_ + pl_ + pr_ > 0; }
+    struct Lane {   // one thread's scratch
+        T* cols;
+        T* dcols;
+        T* ws;
+        index_t ws_elems;
+        int threads;   // threads inside the chunk's kernels
+    };
 
-    // The array the GEMM gathers patches from, with row_off_ set to each output pixel's window corner:
-    // the input itself (its batch rows through p.in_rows), or a zero-padded copy in p.temp.
-    const T* patch_source(const Pass<T>& p, const T* x) {
-        const index_t img = padding() ? hp_ * wp_ * cin_ : this->in.size();
-        const T* src = x;
-        const std::int64_t* rows = p.in_rows;
-        if (padding()) {
-            p.kt->pad_images(p.temp, x, rows, p.rows, g_.h, g_.w, cin_, pt_, pb_, pl_, pr_, p.threads);
-            src = p.temp;
-            rows = nullptr;
+    static int max_threads() { return num_threads(); }
+    index_t chunks(index_t rows) const { return (rows + chunk_ - 1) / chunk_; }
+    index_t chunk_elems(index_t rows) const {
+        return checked_mul(checked_mul(rows < chunk_ ? rows : chunk_, g_.oh * g_.ow, "Conv2D"), k_, "Conv2D");
+    }
+    index_t gemm_per_thread(const KernelTable<T>& kt, index_t rows) const {
+        const index_t chunk = checked_mul(rows < chunk_ ? rows : chunk_, g_.oh * g_.ow, "Conv2D");
+        const index_t forms[3] = {kt.gemm_workspace_elems(chunk, cout_, k_, 1),   // Y = P W
+                                  kt.gemm_workspace_elems(k_, cout_, chunk, 1),   // dW = Pᵀ dY
+                                  kt.gemm_workspace_elems(chunk, k_, cout_, 1)};  // dP = dY Wᵀ
+        index_t need = 0;
+        for (index_t f : forms) need = f > need ? f : need;
+        return need;
+    }
+
+    // f(first sample, samples, lane) for every chunk: chunks spread over threads, or one chunk with all.
+    template <typename F>
+    void for_chunks(const Pass<T>& p, F f) const {
+        const index_t n_chunks = chunks(p.rows), per = gemm_per_thread(*p.kt, p.rows), ce = chunk_elems(p.rows);
+        index_t nt = p.threads < n_chunks ? p.threads : n_chunks;
+        while (nt > 1 && (per * nt > p.gemm_ws_elems || 2 * ce * nt > p.temp_elems - n_chunks * k_ * cout_)) --nt;
+        auto lane = [&](int t, int inner) { return Lane{p.temp + 2 * t * ce, p.temp + (2 * t + 1) * ce, p.gemm_ws + t * per, per, inner}; };
+        if (nt <= 1) {
+            const Lane l{p.temp, p.temp + ce, p.gemm_ws, p.gemm_ws_elems, p.threads};
+            for (index_t c = 0; c < n_chunks; ++c) f(c * chunk_, p.rows - c * chunk_ < chunk_ ? p.rows - c * chunk_ : chunk_, l);
+            return;
         }
-        std::int64_t* off = row_off_.data();
-        for (index_t s = 0; s < p.rows; ++s) {
-            const index_t base = (rows ? rows[s] : s) * img;
-            for (index_t oy = 0; oy < g_.oh; ++oy)
-                for (index_t ox = 0; ox < g_.ow; ++ox) *off++ = base + (oy * sh_ * wp_ + ox * sw_) * cin_;
+#pragma omp parallel for num_threads(int(nt)) schedule(static)
+        for (index_t c = 0; c < n_chunks; ++c) {
+#ifdef _OPENMP
+            const int t = omp_get_thread_num();
+#else
+            const int t = 0;
+#endif
+            f(c * chunk_, p.rows - c * chunk_ < chunk_ ? p.rows - c * chunk_ : chunk_, lane(t, 1));
         }
-        return src;
+    }
+
+    // cols = the patch matrix of samples [s0, s0 + n) (through the batch's rows for a first stage).
+    void patches(const Pass<T>& p, const T* x, index_t s0, index_t n, T* cols, int threads) const {
+        if (p.in_rows) p.kt->im2col(cols, x, p.in_rows + s0, n, g_, threads);
+        else p.kt->im2col(cols, x + s0 * this->in.size(), nullptr, n, g_, threads);
     }
 
     index_t cin_, cout_, kh_, kw_, sh_, sw_, pt_, pb_, pl_, pr_;
@@ -141,7 +179,6 @@ class Conv2DStage final : public Stage<T> {
     index_t weight_ = -1, bias_ = -1;
     Act act_ = Act::identity;
     T alpha_ = T(0);
-    AlignedBuffer<std::int64_t> col_off_, row_off_;
 };
 
 }  // namespace
