@@ -50,6 +50,25 @@ struct OptimParams {
     double bias_correction1 = 1.0, bias_correction2 = 1.0;
 };
 
+// The per-step kernels of the recurrent layers (kernels/recurrent_impl.h, where each is documented).
+template <typename T>
+struct RecurrentKernels {
+    void (*rnn_step_forward)(T* h, const T* pre, const T* hh, index_t ld_h, index_t ld_pre, index_t ld_hh, index_t rows,
+                             index_t hidden, Act act, int threads);
+    void (*rnn_step_backward)(T* da, const T* h, const T* dh_rec, const T* dy, index_t ld_da, index_t ld_h,
+                              index_t ld_dy, index_t rows, index_t hidden, Act act, int threads);
+    void (*lstm_step_forward)(T* gates, T* c, T* tanh_c, T* h, const T* hh, const T* c_prev, index_t ld_g,
+                              index_t ld_hh, index_t ld_s, index_t rows, index_t hidden, int threads);
+    void (*lstm_step_backward)(T* da, T* dc, const T* gates, const T* c_prev, const T* tanh_c, const T* dh_rec,
+                               const T* dy, index_t ld_da, index_t ld_g, index_t ld_s, index_t ld_dy, bool first,
+                               index_t rows, index_t hidden, int threads);
+    void (*gru_step_forward)(T* gates, T* hn, T* h, const T* hh, const T* h_prev, index_t ld_g, index_t ld_hh,
+                             index_t ld_n, index_t ld_s, index_t rows, index_t hidden, int threads);
+    void (*gru_step_backward)(T* da_x, T* da_h, T* carry, const T* gates, const T* hn, const T* h_prev,
+                              const T* dh_rec, const T* dy, index_t ld_da, index_t ld_g, index_t ld_n, index_t ld_s,
+                              index_t ld_dy, bool first, index_t rows, index_t hidden, int threads);
+};
+
 // The function table one ISA build exports; the dispatcher picks one table per dtype at import.
 template <typename T>
 struct KernelTable {
@@ -86,6 +105,7 @@ struct KernelTable {
     void (*maxpool_backward)(T* dx, const T* dy, const T* argmax, index_t n, const Window2D& g, int threads);
     void (*avgpool_forward)(T* y, const T* x, index_t n, const Window2D& g, int threads);
     void (*avgpool_backward)(T* dx, const T* dy, index_t n, const Window2D& g, int threads);
+    RecurrentKernels<T> recurrent;
 };
 
 }  // namespace nc

@@ -10,6 +10,7 @@
 #include "layers_impl.h"
 #include "conv_impl.h"
 #include "pool_impl.h"
+#include "recurrent_impl.h"
 
 template <typename T>
 const nc::KernelTable<T>* make_table(const char* isa) {
@@ -19,6 +20,8 @@ const nc::KernelTable<T>* make_table(const char* isa) {
         &gelu_backward<T>, &dropout_forward<T>, &multiply<T>, &add<T>, &batchnorm_forward<T>,
         &batchnorm_backward<T>, &gaussian_noise<T>, &sum_squares<T>, &scale<T>, &im2col<T>, &col2im<T>,
         &maxpool_forward<T>, &maxpool_backward<T>, &avgpool_forward<T>, &avgpool_backward<T>,
+        {&rnn_step_forward<T>, &rnn_step_backward<T>, &lstm_step_forward<T>, &lstm_step_backward<T>,
+         &gru_step_forward<T>, &gru_step_backward<T>},
     };
     return &table;
 }

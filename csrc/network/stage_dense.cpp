@@ -1,5 +1,6 @@
 // Dense: y = act(x W + b), W (in, out). The activation after it runs as the GEMM's epilogue (GELU and
-// softmax, which are not tile-local, right after the product). Spec: ints (in, out, bias).
+// softmax, which are not tile-local, right after the product). On sequences (steps, in) it applies to the
+// last axis at every step, as torch.nn.Linear does: the batch is then N·steps rows. Spec: ints (in, out, bias).
 #include "stage.h"
 
 namespace nc {
@@ -13,10 +14,12 @@ class DenseStage final : public Stage<T> {
     }
 
     void build(TensorPlanner& planner) override {
-        if (this->in.dims.size() != 1)
-            throw std::invalid_argument("Dense takes (batch, features) inputs, got per-sample shape " + this->in.str());
-        if (this->in.dims[0] != n_in_) throw std::invalid_argument("Dense input size does not match the previous layer");
-        this->out.dims = {n_out_};
+        if (this->in.dims.size() != 1 && this->in.dims.size() != 2)
+            throw std::invalid_argument("Dense takes (batch, features) or (batch, steps, features) inputs, got per-sample shape " + this->in.str());
+        if (this->in.dims.back() != n_in_) throw std::invalid_argument("Dense input size does not match the previous layer");
+        steps_ = this->in.dims.size() == 2 ? this->in.dims[0] : 1;
+        this->out.dims = this->in.dims;
+        this->out.dims.back() = n_out_;
         weight_ = planner.param(this->tensors, "weight", {n_in_, n_out_});
         if (has_bias_) bias_ = planner.param(this->tensors, "bias", {n_out_});
     }
@@ -26,8 +29,9 @@ class DenseStage final : public Stage<T> {
         alpha_ = alpha;
         return true;
     }
-    index_t aux_per_sample() const override { return act_ == Act::gelu ? n_out_ : 0; }
-    index_t gemm_workspace(const KernelTable<T>& kt, index_t rows, int threads) const override {
+    index_t aux_per_sample() const override { return act_ == Act::gelu ? steps_ * n_out_ : 0; }
+    index_t gemm_workspace(const KernelTable<T>& kt, index_t samples, int threads) const override {
+        const index_t rows = samples * steps_;
         const index_t forms[3] = {kt.gemm_workspace_elems(rows, n_out_, n_in_, threads),   // Y = X W
                                   kt.gemm_workspace_elems(n_in_, n_out_, rows, threads),   // dW = X^T dY
                                   kt.gemm_workspace_elems(rows, n_in_, n_out_, threads)};  // dX = dY W^T
@@ -35,23 +39,24 @@ class DenseStage final : public Stage<T> {
         for (index_t f : forms) need = f > need ? f : need;
         return need;
     }
-    bool reads_gathered_input() const override { return true; }
+    bool reads_gathered_input() const override { return steps_ == 1; }   // a gathered row is one sample
     const TensorSlot* tracked_weight() const override { return &this->tensors[0]; }
 
     void forward(const Pass<T>& p, const T* x, T* y, T* aux) override {
         // GELU keeps its input for backward; softmax is row-wise: both run after the product.
         const bool after = act_ == Act::softmax || act_ == Act::gelu;
         T* z = act_ == Act::gelu ? aux : y;
-        GemmCall<T> g{p.rows, n_out_, n_in_, x, n_in_, 1, p.params + weight_, n_out_, 1, z, n_out_,
+        const index_t rows = p.rows * steps_;
+        GemmCall<T> g{rows, n_out_, n_in_, x, n_in_, 1, p.params + weight_, n_out_, 1, z, n_out_,
                       bias_ >= 0 ? p.params + bias_ : nullptr, after ? Act::identity : act_, alpha_};
         g.gather_i = p.in_rows;
         p.kt->gemm(g, p.gemm_ws, p.gemm_ws_elems, p.threads);
-        if (after) p.kt->act_forward(y, z, p.rows, n_out_, act_, alpha_, p.threads);
+        if (after) p.kt->act_forward(y, z, rows, n_out_, act_, alpha_, p.threads);
     }
 
     void backward(const Pass<T>& p, const T* x, const T* y, T* aux, T*& g, T*& spare, bool need_dx) override {
         const KernelTable<T>& kt = *p.kt;
-        const index_t rows = p.rows;
+        const index_t rows = p.rows * steps_;
         if (act_ == Act::gelu) kt.gelu_backward(g, aux, g, rows, n_out_, p.threads);
         else if (act_ != Act::identity) kt.act_backward(g, y, g, rows, n_out_, act_, alpha_, p.threads);
         if (this->trainable) {
@@ -70,6 +75,7 @@ class DenseStage final : public Stage<T> {
 
   private:
     index_t n_in_, n_out_;
+    index_t steps_ = 1;   // rows per sample: the steps of a sequence
     bool has_bias_;
     index_t weight_ = -1, bias_ = -1;
     Act act_ = Act::identity;

@@ -10,6 +10,9 @@ template <typename T> std::unique_ptr<Stage<T>> make_activation_stage(Act, const
 template <typename T> std::unique_ptr<Stage<T>> make_dropout_stage(const LayerSpec&);
 template <typename T> std::unique_ptr<Stage<T>> make_batchnorm_stage(const LayerSpec&);
 template <typename T> std::unique_ptr<Stage<T>> make_residual_stage(bool begin);
+template <typename T> std::unique_ptr<Stage<T>> make_rnn_stage(const LayerSpec&);
+template <typename T> std::unique_ptr<Stage<T>> make_lstm_stage(const LayerSpec&);
+template <typename T> std::unique_ptr<Stage<T>> make_gru_stage(const LayerSpec&);
 template <typename T> std::unique_ptr<Stage<T>> make_conv2d_stage(const LayerSpec&);
 template <typename T> std::unique_ptr<Stage<T>> make_pool2d_stage(const LayerSpec&);
 template <typename T> std::unique_ptr<Stage<T>> make_flatten_stage(const LayerSpec&);
@@ -40,6 +43,9 @@ std::unique_ptr<Stage<T>> make_stage(const LayerSpec& s) {
     if (s.kind == "batchnorm") return make_batchnorm_stage<T>(s);
     if (s.kind == "residual_begin") return make_residual_stage<T>(true);
     if (s.kind == "residual_end") return make_residual_stage<T>(false);
+    if (s.kind == "rnn") return make_rnn_stage<T>(s);
+    if (s.kind == "lstm") return make_lstm_stage<T>(s);
+    if (s.kind == "gru") return make_gru_stage<T>(s);
     if (s.kind == "conv2d") return make_conv2d_stage<T>(s);
     if (s.kind == "maxpool2d" || s.kind == "avgpool2d" || s.kind == "globalavgpool2d") return make_pool2d_stage<T>(s);
     if (s.kind == "flatten") return make_flatten_stage<T>(s);

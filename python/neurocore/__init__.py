@@ -14,6 +14,9 @@ from .io import load
 from .layers import (
     ELU,
     GELU,
+    GRU,
+    LSTM,
+    RNN,
     AvgPool2D,
     BatchNorm,
     Conv2D,
@@ -39,6 +42,7 @@ __version__ = "0.1.0"
 __all__ = [
     "Sequential", "Dense", "Identity", "Sigmoid", "Tanh", "ReLU", "LeakyReLU", "Softmax", "ELU", "GELU",
     "Dropout", "BatchNorm", "Residual", "Conv2D", "MaxPool2D", "AvgPool2D", "GlobalAvgPool2D", "Flatten",
+    "RNN", "LSTM", "GRU",
     "MSELoss", "BCELoss", "BCEWithLogitsLoss", "CrossEntropyLoss", "SGD", "Adam", "AdamW",
     "GaussianNoise", "EarlyStopping", "schedules", "callbacks",
     "load", "cpu_info", "set_num_threads", "get_num_threads", "__version__",

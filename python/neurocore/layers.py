@@ -1,4 +1,5 @@
-"""Layers of a :class:`~neurocore.Sequential`: Dense, the activations, Dropout, BatchNorm, Residual.
+"""Layers of a :class:`~neurocore.Sequential`: Dense, the activations, Dropout, BatchNorm, Residual, and the
+recurrent RNN, LSTM and GRU.
 
 A layer is a description until it joins a Sequential; from then on its arrays (``weight``, ``bias``,
 ``grad_weight``, ``grad_bias``) are zero-copy views of the model's flat C++ buffers.
@@ -17,7 +18,7 @@ from ._validation import as_numeric_array, check_bool, check_float, check_int
 
 __all__ = ["Layer", "Dense", "Identity", "Sigmoid", "Tanh", "ReLU", "LeakyReLU", "Softmax", "ELU", "GELU",
            "Dropout", "BatchNorm", "Residual", "Conv2D", "MaxPool2D", "AvgPool2D", "GlobalAvgPool2D", "Flatten",
-           "INITIALIZERS"]
+           "RNN", "LSTM", "GRU", "INITIALIZERS"]
 
 MAX_FEATURES = 2**31 - 1  # a layer's width; larger products are refused by the core before allocating
 
@@ -131,12 +132,13 @@ class Dense(Layer):
         return ("dense", (self.in_features, self.out_features, int(self.use_bias)), ())
 
     def output_shape(self, shape: tuple) -> tuple:
-        if len(shape) != 1:
-            raise ValueError(f"{self!r} takes (batch, features) inputs but the layer before it produces samples of "
-                             f"shape {shape}; put a Flatten() before it")
-        if shape[0] != self.in_features:
-            raise ValueError(f"{self!r} expects {self.in_features} inputs but the layer before it produces {shape[0]}")
-        return (self.out_features,)
+        if len(shape) not in (1, 2):
+            raise ValueError(f"{self!r} takes (batch, features) or (batch, steps, features) inputs but the layer "
+                             f"before it produces samples of shape {shape}; put a Flatten() before it")
+        if shape[-1] != self.in_features:
+            what = "inputs" if len(shape) == 1 else "features per step"
+            raise ValueError(f"{self!r} expects {self.in_features} {what} but the layer before it produces {shape[-1]}")
+        return (*shape[:-1], self.out_features)   # on sequences: at every step, as torch.nn.Linear
 
     def fixed_input_shape(self):
         return (self.in_features,)
@@ -614,6 +616,173 @@ class Flatten(Layer):
         return (math.prod(shape),)
 
 
+class _Recurrent(Layer):
+    """Shared by RNN, LSTM and GRU: sequences (batch, steps, features) in, the last hidden state (batch,
+    hidden) or every step's (batch, steps, hidden) out; equations, gate order and biases are PyTorch's
+    (one layer, ``batch_first=True``, zero initial state). Parameters are writable views in our (in, out)
+    layout: ``weight_ih`` (input_size, G*hidden) is torch's ``weight_ih_l0.T``, ``weight_hh`` (hidden, G*hidden)
+    is ``weight_hh_l0.T``; ``bias_ih``, ``bias_hh`` (G*hidden,); each with its ``grad_`` twin."""
+
+    kind = ""
+    gates = 1
+
+    def __init__(self, input_size: int, hidden_size: int, return_sequences: bool = False, bias: bool = True,
+                 init=None):
+        name = type(self).__name__
+        self.input_size = check_int(input_size, f"{name} input_size", minimum=1, maximum=MAX_FEATURES)
+        self.hidden_size = check_int(hidden_size, f"{name} hidden_size", minimum=1, maximum=MAX_FEATURES)
+        self.return_sequences = check_bool(return_sequences, f"{name} return_sequences")
+        self.use_bias = check_bool(bias, f"{name} bias")
+        if init is not None and init not in INITIALIZERS:
+            raise ValueError(f"unknown initialiser {init!r} for {name}; expected None (PyTorch's uniform "
+                             f"+-1/sqrt(hidden_size)) or one of {', '.join(INITIALIZERS)}")
+        self.init = init
+
+    def _options(self) -> list:
+        """The non-default options, as repr shows them."""
+        return (["return_sequences=True"] if self.return_sequences else []) + ([] if self.use_bias else ["bias=False"])
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({', '.join([str(self.input_size), str(self.hidden_size), *self._options()])})"
+
+    def config(self) -> dict:
+        cfg = {"type": type(self).__name__, "input_size": self.input_size, "hidden_size": self.hidden_size,
+               "return_sequences": self.return_sequences, "bias": self.use_bias}
+        return cfg
+
+    def spec(self) -> tuple:
+        return (self.kind, (self.input_size, self.hidden_size, int(self.return_sequences), int(self.use_bias)), ())
+
+    def output_shape(self, shape: tuple) -> tuple:
+        name = type(self).__name__
+        if len(shape) != 2:
+            raise ValueError(f"{self!r} takes sequences (batch, steps, features) but the layer before it produces "
+                             f"samples of shape {shape}; give Sequential input_shape=(steps, {self.input_size})")
+        if shape[1] != self.input_size:
+            raise ValueError(f"{self!r} expects {self.input_size} features per step but the layer before it "
+                             f"produces {shape[1]} ({name} input_size must match)")
+        return (shape[0], self.hidden_size) if self.return_sequences else (self.hidden_size,)
+
+    def needs_input_shape(self) -> str:
+        return f"input_shape=(steps, {self.input_size}) when it starts with {self!r}"
+
+    def tensor_shapes(self) -> list:
+        gh = self.gates * self.hidden_size
+        out = [("weight_ih", (self.input_size, gh), False), ("weight_hh", (self.hidden_size, gh), False)]
+        if self.use_bias:
+            out += [("bias_ih", (gh,), False), ("bias_hh", (gh,), False)]
+        return out
+
+    def init_tensors(self, views: dict, rng) -> None:
+        """PyTorch's default (every tensor uniform in +-1/sqrt(hidden_size)), or ``init`` for the two
+        weights (fans (in, G*hidden)) with zero biases."""
+        if self.init is None:
+            bound = 1.0 / math.sqrt(self.hidden_size)
+            for name, shape, _ in self.tensor_shapes():
+                views[name][...] = rng.uniform(-bound, bound, shape)
+            return
+        for name, shape, _ in self.tensor_shapes():
+            views[name][...] = initial_weights(self.init, shape, *shape, rng) if name.startswith("weight") else 0.0
+
+    _views = Dense._views
+    _assign = Dense._assign
+
+
+def _tensor_property(name: str, doc: str, writable: bool):
+    def get(self):
+        return self._views().get(name)
+
+    def put(self, value):
+        if name not in self._views():
+            raise ValueError(f"{self!r} was built with bias=False and has no {name} to assign")
+        self._assign(name, value)
+
+    return property(get, put if writable else None, doc=doc)
+
+
+for _name, _doc in (("weight_ih", "(input_size, G*hidden) writable view: torch's weight_ih_l0.T"),
+                    ("weight_hh", "(hidden, G*hidden) writable view: torch's weight_hh_l0.T"),
+                    ("bias_ih", "(G*hidden,) writable view, or None for bias=False"),
+                    ("bias_hh", "(G*hidden,) writable view, or None for bias=False")):
+    setattr(_Recurrent, _name, _tensor_property(_name, _doc, True))
+    setattr(_Recurrent, "grad_" + _name, _tensor_property("grad_" + _name, "read-only gradient view of " + _name,
+                                                          False))
+
+
+class RNN(_Recurrent):
+    """Elman RNN: ``h_t = act(x_t W_ih + b_ih + h_{t-1} W_hh + b_hh)``, act ``"tanh"`` or ``"relu"``
+    (``torch.nn.RNN``).
+
+    Parameters
+    ----------
+    input_size, hidden_size : int >= 1
+    nonlinearity : {"tanh", "relu"}
+    return_sequences : bool. False: the output is the last hidden state (batch, hidden_size); True: every
+        step's (batch, steps, hidden_size), which another recurrent layer can take.
+    bias : bool. Learn ``bias_ih`` and ``bias_hh`` (hidden_size,).
+    init : None (PyTorch's uniform +-1/sqrt(hidden_size) for every tensor) or one of :data:`INITIALIZERS` for
+        the two weights, biases 0.
+    """
+
+    kind = "rnn"
+    gates = 1
+
+    def __init__(self, input_size: int, hidden_size: int, nonlinearity: str = "tanh", return_sequences: bool = False,
+                 bias: bool = True, init=None):
+        super().__init__(input_size, hidden_size, return_sequences, bias, init)
+        if nonlinearity not in ("tanh", "relu"):
+            raise ValueError(f"RNN nonlinearity must be 'tanh' or 'relu', got {nonlinearity!r}")
+        self.nonlinearity = nonlinearity
+
+    def _options(self) -> list:
+        return ([] if self.nonlinearity == "tanh" else ["nonlinearity='relu'"]) + super()._options()
+
+    def config(self) -> dict:
+        return {**super().config(), "nonlinearity": self.nonlinearity}
+
+    def spec(self) -> tuple:
+        kind, ints, reals = super().spec()
+        return (kind, (*ints, int(self.nonlinearity == "relu")), reals)
+
+
+class LSTM(_Recurrent):
+    """Long short-term memory (``torch.nn.LSTM``): gates i, f, g, o (G = 4) from
+    ``x_t W_ih + b_ih + h_{t-1} W_hh + b_hh``; ``c_t = f c_{t-1} + i g``, ``h_t = o tanh(c_t)``.
+
+    Parameters as :class:`RNN` (without ``nonlinearity``); the gate blocks of ``weight_ih`` etc. are the
+    columns [0:H] (i), [H:2H] (f), [2H:3H] (g), [3H:4H] (o).
+    """
+
+    kind = "lstm"
+    gates = 4
+
+
+class GRU(_Recurrent):
+    """Gated recurrent unit (``torch.nn.GRU``): gates r, z, n (G = 3);
+    ``n = tanh(x_t W_in + b_in + r (h_{t-1} W_hn + b_hn))``, ``h_t = (1 - z) n + z h_{t-1}``.
+
+    Parameters as :class:`RNN` (without ``nonlinearity``); gate blocks [0:H] (r), [H:2H] (z), [2H:3H] (n).
+    """
+
+    kind = "gru"
+    gates = 3
+
+
+def initial_weights(init: str, shape: tuple, fan_in: int, fan_out: int, rng) -> np.ndarray:
+    """A weight of `shape` drawn by the initialiser named `init` (one of :data:`INITIALIZERS`)."""
+    if init == "zeros":
+        return np.zeros(shape)
+    if init == "he_uniform":
+        return rng.uniform(-1, 1, shape) * math.sqrt(6.0 / fan_in)
+    if init == "he_normal":
+        return rng.standard_normal(shape) * math.sqrt(2.0 / fan_in)
+    if init == "glorot_uniform":
+        return rng.uniform(-1, 1, shape) * math.sqrt(6.0 / (fan_in + fan_out))
+    if init == "glorot_normal":
+        return rng.standard_normal(shape) * math.sqrt(2.0 / (fan_in + fan_out))
+    return rng.standard_normal(shape) * math.sqrt(1.0 / fan_in)   # lecun_normal
+
+
 def infer_shapes(layers, shape: tuple, owner: str) -> list:
     """The per-sample output shape after each layer, starting from `shape`; a ValueError names the owner,
     the layer's position, the rule and both shapes."""
@@ -689,7 +858,7 @@ def layer_config(layer: Layer) -> dict:
 
 _BY_NAME = {cls.__name__: cls for cls in (Dense, Identity, Sigmoid, Tanh, ReLU, LeakyReLU, Softmax, ELU, GELU,
                                           Dropout, BatchNorm, Residual, Conv2D, MaxPool2D, AvgPool2D,
-                                          GlobalAvgPool2D, Flatten)}
+                                          GlobalAvgPool2D, Flatten, RNN, LSTM, GRU)}
 
 
 def layer_from_config(cfg: dict) -> Layer:

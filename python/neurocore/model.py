@@ -15,10 +15,12 @@ from .layers import (
     Layer,
     LeakyReLU,
     ReLU,
+    _Recurrent,
     check_layer_list,
     fixed_input_shape,
     flatten,
     infer_shapes,
+    initial_weights,
     layer_config,
     missing_input_shape,
 )
@@ -125,22 +127,8 @@ class Sequential:
             init = layer.init
             if init is None:
                 init = "he_uniform" if isinstance(nxt, (ReLU, LeakyReLU, ELU, GELU)) else "glorot_uniform"
-            fan_in, fan_out = layer.fans()
             shape = self._layer_views[i]["weight"].shape
-            if isinstance(init, np.ndarray):
-                w = init
-            elif init == "zeros":
-                w = np.zeros(shape)
-            elif init == "he_uniform":
-                w = rng.uniform(-1, 1, shape) * math.sqrt(6.0 / fan_in)
-            elif init == "he_normal":
-                w = rng.standard_normal(shape) * math.sqrt(2.0 / fan_in)
-            elif init == "glorot_uniform":
-                w = rng.uniform(-1, 1, shape) * math.sqrt(6.0 / (fan_in + fan_out))
-            elif init == "glorot_normal":
-                w = rng.standard_normal(shape) * math.sqrt(2.0 / (fan_in + fan_out))
-            else:  # lecun_normal
-                w = rng.standard_normal(shape) * math.sqrt(1.0 / fan_in)
+            w = init if isinstance(init, np.ndarray) else initial_weights(init, shape, *layer.fans(), rng)
             self._layer_views[i]["weight"][...] = w
             if layer.use_bias:
                 self._layer_views[i]["bias"][...] = 0
@@ -191,8 +179,8 @@ class Sequential:
         return any(isinstance(layer, cls) for layer in self._flat_layers)
 
     def _owner(self) -> str:
-        """The layer named in input errors: the first Dense or Conv2D, else the first."""
-        return repr(next((layer for layer in self._flat_layers if hasattr(layer, "fans")), self._flat_layers[0]))
+        """The layer named in input errors: the first weighted layer (Dense, Conv2D, RNN/LSTM/GRU), else the first."""
+        return repr(next((layer for layer in self._flat_layers if _weighted(layer)), self._flat_layers[0]))
 
     def _input(self, x, name="x", allow_empty=False, finite=False) -> np.ndarray:
         return as_batch(x, self.dtype, name, self.input_shape, owner=self._owner, allow_empty=allow_empty,
@@ -286,7 +274,8 @@ class Sequential:
         augment : ``neurocore.GaussianNoise(std)`` (added in C++, no Python per batch), or a callable
             ``f(x_batch) -> x_batch`` applied to each mini-batch's inputs (one Python call per batch).
         track_gradients : record ``history["grad_norm"]``: per epoch, the mean over steps of each Dense and
-            Conv2D layer's weight-gradient norm (computed in C++); NaN for frozen layers.
+            Conv2D layer's weight-gradient norm, and of each RNN/LSTM/GRU's ||(dW_ih, dW_hh)|| (computed in
+            C++); NaN for frozen layers.
         verbose : 0 silent, 1 a progress bar per epoch.
         on_nonfinite : 'raise' (FloatingPointError) or 'warn' (RuntimeWarning and stop) when a batch loss
             becomes NaN/Inf; the parameters keep the values of the last finite step.
@@ -478,6 +467,11 @@ class Sequential:
         return "\n".join(lines)
 
 
+def _weighted(layer) -> bool:
+    """A layer whose weight-gradient norm track_gradients reports: Dense, Conv2D, RNN, LSTM, GRU."""
+    return hasattr(layer, "fans") or isinstance(layer, _Recurrent)
+
+
 def _clone_pairs(src: Layer, clone: Layer):
     """(source, clone) for a layer and, for a Residual block, every layer inside it."""
     yield src, clone
@@ -582,7 +576,7 @@ class _EpochRun:
                 if "accuracy" in vm:
                     metrics["val_accuracy"] = vm["accuracy"]
             if self.grad_norms is not None:  # NaN for frozen layers: no gradient is computed for them
-                tracked = [layer for layer in model._flat_layers if hasattr(layer, "fans")]
+                tracked = [layer for layer in model._flat_layers if _weighted(layer)]
                 metrics["grad_norm"] = [g / self.n_steps if layer.trainable else float("nan")
                                         for g, layer in zip(self.grad_norms.tolist(), tracked)]
             bar.finish({k: v for k, v in metrics.items() if k != "grad_norm"})
