@@ -68,6 +68,13 @@ class Optimizer:
         self._decay = None if self.decay_bias else _decay_factors(model)
         self.steps = 0
 
+    def __getstate__(self) -> dict:
+        """A pickled optimizer keeps its settings and state arrays but not its binding (a weak reference):
+        the copy binds to the next model it steps, with fresh state."""
+        state = dict(self.__dict__)
+        state["_model"] = None
+        return state
+
     def _hyper(self) -> dict:
         raise NotImplementedError
 
