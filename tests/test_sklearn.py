@@ -12,6 +12,9 @@ import warnings
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from reliability import property_settings
 
 sklearn = pytest.importorskip("sklearn")
 
@@ -147,6 +150,29 @@ def test_sgd_float64_takes_sklearns_steps(case):
         np.testing.assert_allclose(ours.predict_proba(X), theirs.predict_proba(X), rtol=0, atol=1e-9)
 
 
+@property_settings(25)
+@given(kind=st.sampled_from(["binary", "multiclass", "multilabel", "regression"]), n=st.integers(2, 70),
+       hidden=st.lists(st.integers(1, 12), min_size=0, max_size=2), batch=st.integers(1, 80),
+       activation=st.sampled_from(["identity", "logistic", "tanh", "relu"]), alpha=st.sampled_from([0.0, 1e-4, 0.3]),
+       momentum=st.sampled_from([0.0, 0.5, 0.9]), nesterov=st.booleans(),
+       schedule=st.sampled_from(["constant", "invscaling", "adaptive"]), shuffle=st.booleans(),
+       epochs=st.integers(1, 4), seed=st.integers(0, 2**31 - 1))
+def test_property_sgd_float64_takes_sklearns_steps(kind, n, hidden, batch, activation, alpha, momentum, nesterov,
+                                                     schedule, shuffle, epochs, seed):
+    X, y, Sk, Ours = _task(kind, n=n, seed=seed)
+    params = dict(solver="sgd", hidden_layer_sizes=tuple(hidden), batch_size=batch, activation=activation,
+                  alpha=alpha, momentum=momentum, nesterovs_momentum=nesterov, learning_rate=schedule,
+                  shuffle=shuffle, max_iter=epochs, n_iter_no_change=1, tol=1e-3, learning_rate_init=0.05,
+                  random_state=seed)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")   # ConvergenceWarning, batch_size > n_samples (both libraries)
+        theirs = Sk(**params).fit(X, y)
+        ours = Ours(**params, dtype="float64").fit(X, y)
+    _same_weights(theirs, ours, 1e-8)
+    assert (ours.n_iter_, ours.t_) == (theirs.n_iter_, theirs.t_)
+    np.testing.assert_allclose(ours.loss_curve_, theirs.loss_curve_, rtol=1e-9)
+
+
 def test_partial_fit_and_warm_start_take_sklearns_steps():
     X, y, _, _ = _task("multiclass")
     params = dict(solver="sgd", random_state=1, hidden_layer_sizes=(8,), learning_rate="invscaling", alpha=0.01,
@@ -268,6 +294,37 @@ def test_bad_parameters_are_named_at_fit(params, pattern):
     assert not hasattr(clf, "classes_") and not hasattr(clf, "coefs_")
 
 
+GARBAGE_X = {
+    "strings": np.array([["a", "b"], ["c", "d"], ["e", "f"]]),
+    "objects": np.array([[object(), 1.0]] * 3, dtype=object),
+    "nan": np.array([[np.nan, 1.0], [0.0, 1.0], [1.0, 0.0]]),
+    "inf": np.array([[np.inf, 1.0], [0.0, 1.0], [1.0, 0.0]]),
+    "3-D": np.zeros((3, 2, 2)),
+    "1-D": np.zeros(3),
+    "empty": np.zeros((0, 2)),
+    "ragged": [[1.0, 2.0], [3.0], [4.0, 5.0]],
+    "complex": np.ones((3, 2), dtype=complex),
+    "float32 overflow": np.array([[1e300, 1.0], [0.0, 1.0], [1.0, 0.0]]),
+}
+
+
+@pytest.mark.parametrize("Est", [MLPClassifier, MLPRegressor, NeuralNetClassifier, NeuralNetRegressor])
+@pytest.mark.parametrize("name", list(GARBAGE_X))
+def test_garbage_input_raises_and_leaves_the_estimator_unchanged(Est, name):
+    est = Est(random_state=0, **({"max_iter": 2} if Est in (MLPClassifier, MLPRegressor) else {"epochs": 2}))
+    y = np.array([0, 1, 0])
+    with pytest.raises((ValueError, TypeError)):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            est.fit(GARBAGE_X[name], y)
+    X = np.array([[0.0, 1.0], [1.0, 0.0], [1.0, 1.0]])
+    _quiet_fit(est, X, y)
+    before = est.predict(X)
+    with pytest.raises((ValueError, TypeError)):
+        est.predict(GARBAGE_X[name])
+    np.testing.assert_array_equal(est.predict(X), before)
+
+
 def test_regressor_rejects_poisson():
     with pytest.raises(ValueError, match="squared_error"):
         MLPRegressor(loss="poisson").fit(np.ones((4, 2)), np.ones(4))
@@ -347,3 +404,19 @@ def test_neural_net_regressor_multi_output_and_partial_fit():
     for _ in range(3):
         seq.partial_fit(X, Y[:, 0])
     assert seq.predict(X).shape == (300,) and len(seq.loss_curve_) == 3 and seq.model_.optimizer.steps == 3 * 10
+
+
+def test_readme_sklearn_block_runs():
+    import pathlib
+    import re
+
+    readme = (pathlib.Path(__file__).resolve().parents[1] / "README.md").read_text()
+    (code,) = re.findall(r"```python sklearn\n(.*?)```", readme, re.S)
+    assert "from neurocore.sklearn import MLPClassifier" in code
+    code = re.sub(r"max_iter=\d+", "max_iter=3", code).replace("n_jobs=2", "n_jobs=1")
+    code = re.sub(r"epochs=\d+", "epochs=2", code)
+    namespace = {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        exec(compile(code, "README.md", "exec"), namespace)
+    assert namespace["clf"].n_iter_ == 3 and namespace["deep"].n_iter_ == 2

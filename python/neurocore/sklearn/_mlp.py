@@ -271,7 +271,7 @@ class _BaseMLP(BaseEstimator):
             y_val = self._decode_targets(Y_val)
         else:
             X_train, Y_train, X_val, y_val = X, Y, None, None
-        x = np.ascontiguousarray(X_train, dtype=model.dtype)
+        x = C.as_dtype(X_train, model.dtype)
         target = self._core_targets(Y_train)
         n = x.shape[0]
         if self.batch_size == "auto":
@@ -390,7 +390,7 @@ class _BaseMLP(BaseEstimator):
         """Output activations (n, n_outputs) in float64."""
         if check_input:
             X = C.validate_X(self, X, reset=False)
-        return C.probabilities(self._model.predict(C.dense(X)), self.out_activation_)
+        return C.probabilities(self._model.predict(C.as_dtype(C.dense(X), self._model.dtype)), self.out_activation_)
 
 
 class MLPClassifier(ClassifierMixin, _BaseMLP):

@@ -6,11 +6,9 @@ number of classes, labels of a multilabel target, or regression outputs); traini
 from __future__ import annotations
 
 import copy
-import numbers
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
-from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
 from .. import layers as L
@@ -61,8 +59,6 @@ class _BaseNeuralNet(BaseEstimator):
             if not isinstance(model, Sequential):
                 raise TypeError(f"module(n_features, n_outputs) must return a neurocore.Sequential, got "
                                 f"{type(model).__name__}")
-            if any(layer._model is not None and layer._model is not model for layer in model.layers):
-                model = from_bytes(to_bytes(model))
         else:
             raise TypeError(f"module must be a neurocore.Sequential or a callable (n_features, n_outputs) -> "
                             f"Sequential, got {type(module).__name__}")
@@ -88,10 +84,7 @@ class _BaseNeuralNet(BaseEstimator):
         return opt
 
     def _seed(self):
-        if self.random_state is None:
-            return None
-        return C.seed_from(check_random_state(self.random_state) if not isinstance(self.random_state, numbers.Integral)
-                           else self.random_state)
+        return C.seed_from(self.random_state)
 
     # -- fitting -------------------------------------------------------------------------------------
     def fit(self, X, y):
@@ -113,8 +106,8 @@ class _BaseNeuralNet(BaseEstimator):
         optimizer = self._make_optimizer() if not incremental or self.model_.optimizer is None else None
         target = self._loss.prepare_target(targets, X.shape[0], self.model_.out_features, self.model_.dtype)
         history = self.model_.fit(
-            X, target, loss=self._loss, optimizer=optimizer, epochs=1 if incremental else self.epochs,
-            batch_size=self.batch_size, shuffle=self.shuffle, seed=self._seed(),
+            C.as_dtype(X, self.model_.dtype), target, loss=self._loss, optimizer=optimizer,
+            epochs=1 if incremental else self.epochs, batch_size=self.batch_size, shuffle=self.shuffle, seed=self._seed(),
             validation_split=0.0 if incremental else self.validation_split,
             schedule=copy.deepcopy(self.schedule), callbacks=copy.deepcopy(list(self.callbacks or ())),
             verbose=self.verbose)
@@ -131,7 +124,7 @@ class _BaseNeuralNet(BaseEstimator):
     def _scores(self, X) -> np.ndarray:
         check_is_fitted(self)
         X = C.validate_X(self, X, reset=False)
-        return self.model_.predict(X)
+        return self.model_.predict(C.as_dtype(X, self.model_.dtype))
 
 
 class NeuralNetClassifier(ClassifierMixin, _BaseNeuralNet):
@@ -139,7 +132,8 @@ class NeuralNetClassifier(ClassifierMixin, _BaseNeuralNet):
 
     Parameters
     ----------
-    module : callable ``(n_features, n_classes) -> Sequential``, a Sequential (copied at each fit), or None
+    module : callable ``(n_features, n_classes) -> Sequential`` building a new network on each call (seed it
+        for reproducible fits), a Sequential (copied at each fit), or None
         (one hidden layer of 100 ReLU units). The network outputs one score (logit) per class, or one per label
         for multilabel targets; a binary target may also use a single output.
     loss : None (softmax cross-entropy for one label per sample, sigmoid cross-entropy for one output or
