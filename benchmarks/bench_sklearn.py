@@ -61,6 +61,8 @@ def worker(args) -> dict:
                 t0 = time.perf_counter()
                 est.fit(Xtr, ytr)
                 times[f"{lib} fit"].append(time.perf_counter() - t0)
+                print(f"  {args.threads} thread(s) {name} round {r + 1}: {lib} fit {times[f'{lib} fit'][-1]:.2f} s",
+                      file=sys.stderr, flush=True)
                 fitted[lib] = est
                 acc[lib] = float(np.mean(est.predict(Xte) == yte))
             time.sleep(args.settle)
