@@ -55,8 +55,18 @@ def worker(args) -> dict:
         acc = {}
         for r in range(args.rounds):
             fitted = {}
-            for lib in (["sklearn", "neurocore"] if r % 2 == 0 else ["neurocore", "sklearn"]):
+            libs = ["sklearn", "neurocore", "Sequential.fit"]
+            for lib in libs[r % 3:] + libs[:r % 3]:   # each round starts with the next one
                 time.sleep(args.settle)
+                if lib == "Sequential.fit":   # the same network and schedule without the estimator
+                    model = nc.Sequential([layer for h_in, h_out in zip((N_FEATURES, *hidden), hidden)
+                                           for layer in (nc.Dense(h_in, h_out), nc.ReLU())]
+                                          + [nc.Dense(hidden[-1], N_CLASSES)], seed=0)
+                    t0 = time.perf_counter()
+                    model.fit(Xtr, ytr, loss="cross_entropy", optimizer=nc.Adam(lr=1e-3, weight_decay=1e-4 / 200),
+                              epochs=args.epochs, batch_size=200, seed=0, verbose=0)
+                    times[lib].append(time.perf_counter() - t0)
+                    continue
                 est = (SkMLP if lib == "sklearn" else NcMLP)(**params)
                 t0 = time.perf_counter()
                 est.fit(Xtr, ytr)
@@ -65,15 +75,7 @@ def worker(args) -> dict:
                       file=sys.stderr, flush=True)
                 fitted[lib] = est
                 acc[lib] = float(np.mean(est.predict(Xte) == yte))
-            time.sleep(args.settle)
-            model = nc.Sequential([layer for h_in, h_out in zip((N_FEATURES, *hidden), hidden)
-                                   for layer in (nc.Dense(h_in, h_out), nc.ReLU())]
-                                  + [nc.Dense(hidden[-1], N_CLASSES)], seed=0)
-            t0 = time.perf_counter()
-            model.fit(Xtr, ytr, loss="cross_entropy", optimizer=nc.Adam(lr=1e-3, weight_decay=1e-4 / 200),
-                      epochs=args.epochs, batch_size=200, seed=0, verbose=0)
-            times["Sequential.fit"].append(time.perf_counter() - t0)
-            for lib in ("sklearn", "neurocore"):
+            for lib in ("sklearn", "neurocore") if r % 2 == 0 else ("neurocore", "sklearn"):
                 time.sleep(args.settle)
                 times[f"{lib} predict_proba"].append(C.time_call(lambda: fitted[lib].predict_proba(Xte), 0.5))
         out["archs"][name] = {"times": times, "accuracy": acc}
@@ -84,7 +86,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--threads", default="1,2", help="thread counts, each in its own process (default 1,2)")
     p.add_argument("--epochs", type=int, default=20)
-    p.add_argument("--rounds", type=int, default=2, help="alternating rounds per thread count (default 2)")
+    p.add_argument("--rounds", type=int, default=3, help="alternating rounds per thread count (default 3)")
     p.add_argument("--archs", default=",".join(ARCHS), help="hidden layer sets: (100,) and/or (256, 128)")
     p.add_argument("--settle", type=float, default=0.15, help="pause (s) before each timed call")
     p.add_argument("--quick", action="store_true", help="3 epochs, one round")
@@ -101,29 +103,33 @@ def main() -> None:
     print(f"# neurocore.sklearn vs scikit-learn MLPClassifier: {N_TRAIN:,} x {N_FEATURES} train, {N_CLASSES} "
           f"classes, adam, batch 200, {args.epochs} epochs; predict_proba on {N_TEST:,} rows")
     print(f"machine: {C.machine_info()}")
-    results = []
+    header = ["hidden", "threads", "sklearn fit s", "neurocore fit s", "fit ratio", "Sequential.fit / ours",
+              "sklearn proba ms", "neurocore proba ms", "proba ratio", "test acc sklearn / ours", "acc diff",
+              "fit spread"]
+    rows, blas = [], "-"
     for threads in C.parse_threads(args.threads):
         env = C.child_env(threads, unset_openblas_overrides=True)
         cmd = ["--worker", "--threads", str(threads), "--epochs", str(args.epochs), "--rounds", str(args.rounds),
                "--archs", ";".join(args.archs), "--settle", str(args.settle)]
-        results.append(C.run_worker(os.path.abspath(__file__), cmd, env))
-    rows = []
-    for res in results:
-        for name, r in res["archs"].items():
-            t = {k: C.median(v) for k, v in r["times"].items()}
-            rows.append([name, res["threads"], t["sklearn fit"], t["neurocore fit"],
-                         f"{t['sklearn fit'] / t['neurocore fit']:.2f}x",
-                         f"{t['Sequential.fit'] / t['neurocore fit']:.2f}",
-                         t["sklearn predict_proba"] * 1e3, t["neurocore predict_proba"] * 1e3,
-                         f"{t['sklearn predict_proba'] / t['neurocore predict_proba']:.2f}x",
-                         f"{r['accuracy']['sklearn']:.4f} / {r['accuracy']['neurocore']:.4f}",
-                         f"{r['accuracy']['neurocore'] - r['accuracy']['sklearn']:+.4f}",
-                         f"{max(C.spread(r['times']['sklearn fit']), C.spread(r['times']['neurocore fit'])):.0%}"])
+        res = C.run_worker(os.path.abspath(__file__), cmd, env)
+        blas = res["blas"]
+        new_rows = [_row(name, res["threads"], r) for name, r in res["archs"].items()]
+        print(C.markdown_table(header, new_rows), flush=True)   # as each thread count finishes
+        rows += new_rows
     print()
-    print(C.markdown_table(["hidden", "threads", "sklearn fit s", "neurocore fit s", "fit ratio",
-                            "Sequential.fit / ours", "sklearn proba ms", "neurocore proba ms", "proba ratio",
-                            "test acc sklearn / ours", "acc diff", "fit spread"], rows))
-    print(f"\nBLAS: {results[0]['blas'] if results else '-'}; medians of {args.rounds} alternating round(s)")
+    print(C.markdown_table(header, rows))
+    print(f"\nBLAS: {blas}; medians of {args.rounds} alternating round(s)")
+
+
+def _row(name: str, threads: int, r: dict) -> list:
+    t = {k: C.median(v) for k, v in r["times"].items()}
+    acc = r["accuracy"]
+    return [name, threads, t["sklearn fit"], t["neurocore fit"], f"{t['sklearn fit'] / t['neurocore fit']:.2f}x",
+            f"{t['Sequential.fit'] / t['neurocore fit']:.2f}", t["sklearn predict_proba"] * 1e3,
+            t["neurocore predict_proba"] * 1e3,
+            f"{t['sklearn predict_proba'] / t['neurocore predict_proba']:.2f}x",
+            f"{acc['sklearn']:.4f} / {acc['neurocore']:.4f}", f"{acc['neurocore'] - acc['sklearn']:+.4f}",
+            f"{max(C.spread(r['times']['sklearn fit']), C.spread(r['times']['neurocore fit'])):.0%}"]
 
 
 if __name__ == "__main__":
