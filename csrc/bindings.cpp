@@ -169,7 +169,7 @@ T* state_ptr(const py::dict& d, const char* key, index_t n) {
 }
 
 // The optimizer as a dict: kind, lr, momentum, weight_decay, nesterov, beta1, beta2, eps, clip_norm, step,
-// state1, state2 (the arrays it owns; kept alive by the dict during the call).
+// state1, state2, decay (the arrays it owns; kept alive by the dict during the call).
 template <typename T>
 nc::OptimizerRef<T> optimizer_ref(const py::dict& d, index_t n_params) {
     nc::OptimizerRef<T> o;
@@ -194,6 +194,7 @@ nc::OptimizerRef<T> optimizer_ref(const py::dict& d, index_t n_params) {
     o.step = counter.mutable_data();
     o.state1 = state_ptr<T>(d, "state1", n_params);
     o.state2 = state_ptr<T>(d, "state2", n_params);
+    o.decay = state_ptr<T>(d, "decay", n_params);
     const bool needs1 = o.params.kind != nc::OptimKind::sgd || o.params.momentum != 0.0;
     const bool needs2 = o.params.kind != nc::OptimKind::sgd;
     if ((needs1 && !o.state1) || (needs2 && !o.state2)) throw py::value_error("optimizer state arrays are missing");

@@ -82,7 +82,8 @@ struct KernelTable {
     void (*bias_grad)(T* db, const T* dy, index_t rows, index_t cols, int threads);
     double (*loss)(T* grad, const T* out, const T* target, const std::int64_t* labels, index_t rows,
                    index_t cols, LossKind kind);
-    void (*optim_step)(T* param, const T* grad, T* state1, T* state2, index_t n, const OptimParams& p, int threads);
+    void (*optim_step)(T* param, const T* grad, T* state1, T* state2, const T* decay, index_t n, const OptimParams& p,
+                       int threads);
     void (*gather_rows)(T* dst, const T* src, const std::int64_t* idx, index_t count, index_t cols);
     // Layers beyond Dense (layers_impl.h).
     void (*gelu_backward)(T* dx, const T* x, const T* dy, index_t rows, index_t cols, int threads);

@@ -210,6 +210,8 @@ SCALAR_CASES = {
     "SGD(lr)": (("0.5", "1e308", "Fraction(1, 3)") + HUGE, lambda c, v: lambda: nc.SGD(lr=v), ()),
     "SGD(momentum)": (("0", "0.5", "Fraction(1, 3)"), lambda c, v: lambda: nc.SGD(lr=0.1, momentum=v), ()),
     "SGD(nesterov)": (("False",), lambda c, v: lambda: nc.SGD(lr=0.1, nesterov=v), ()),
+    "SGD(decay_bias)": (("True", "False"), lambda c, v: lambda: nc.SGD(lr=0.1, decay_bias=v), ()),
+    "Adam(decay_bias)": (("True", "False"), lambda c, v: lambda: nc.Adam(decay_bias=v), ()),
     "SGD(weight_decay)": (("0", "0.5", "1e308", "Fraction(1, 3)") + HUGE, lambda c, v: lambda: nc.SGD(lr=0.1, weight_decay=v), ()),
     "SGD.step(model)": ((), lambda c, v: lambda: nc.SGD(lr=0.1).step(v), ()),
     "set_num_threads(n)": ((), lambda c, v: lambda: nc.set_num_threads(v), ()),

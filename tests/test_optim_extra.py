@@ -84,6 +84,38 @@ def test_adamw_without_decay_equals_adam_and_decay_differs(dtype, rng):
     assert not np.allclose(c[0], d[0], rtol=0, atol=1e-6), "coupled and decoupled decay gave the same result"
 
 
+@pytest.mark.parametrize("kind", ["sgd", "sgd_nesterov", "adam", "adamw"])
+def test_decay_bias_false_decays_weights_only(dtype, threads, kind, rng):
+    """decay_bias=False: every weight (Dense weights, BatchNorm scales) follows the rule with weight_decay,
+    every bias vector follows it with weight_decay = 0 -- the reference run as two parameter groups."""
+    kw = {"sgd": dict(lr=0.1, momentum=0.9, weight_decay=0.2), "sgd_nesterov": dict(lr=0.1, momentum=0.5,
+          nesterov=True, weight_decay=0.3), "adam": dict(lr=0.01, weight_decay=0.5),
+          "adamw": dict(lr=0.02, weight_decay=0.4)}[kind]
+    cls, ref_cls = {"sgd": (nc.SGD, ref.SGD), "sgd_nesterov": (nc.SGD, ref.SGD), "adam": (nc.Adam, ref.Adam),
+                    "adamw": (nc.AdamW, ref.AdamW)}[kind]
+    model = net(dtype)
+    randomize_biases(model, rng)
+    opt = cls(**kw, decay_bias=False)
+    names = [name for layer in model.parameter_layers() for name in ("weight", "bias")
+             if getattr(layer, name, None) is not None]
+    assert len(names) == len(model.parameters())
+    groups = {True: [i for i, n in enumerate(names) if n == "weight"], False: [i for i, n in enumerate(names) if n == "bias"]}
+    ref_opts = {True: ref_cls(**kw), False: ref_cls(**{**kw, "weight_decay": 0.0})}
+    params_ref = [p.astype(np.float64) for p in model.parameters()]
+    for step in range(4):
+        model.forward(rng.standard_normal((9, 5)).astype(dtype), training=True)
+        model.backward(rng.standard_normal((9, 3)).astype(dtype))
+        grads = [g.astype(np.float64) for g in model.gradients()]
+        opt.step(model)
+        for decayed, idx in groups.items():
+            ref_opts[decayed].step([params_ref[i] for i in idx], [grads[i] for i in idx])
+        for i, (p, e) in enumerate(zip(model.parameters(), params_ref)):
+            assert_close(p, e, dtype, factor=4.0, err_msg=f"{kind} step {step} {names[i]} {i}")
+        if dtype == np.float32:
+            params_ref = [p.astype(np.float64) for p in model.parameters()]
+    assert nc.optim.optimizer_from_config(opt.config()).decay_bias is False
+
+
 def test_adam_defaults_are_torchs():
     a = nc.Adam()
     assert (a.lr, tuple(a.betas), a.eps, a.weight_decay, a.clip_norm) == (1e-3, (0.9, 0.999), 1e-8, 0.0, None)

@@ -355,7 +355,7 @@ double Network<T>::optimizer_step(OptimizerRef<T>& opt, double lr, bool want_nor
     const int nt = threads();
     for (const auto& [off, len] : trainable_ranges_)
         kt.optim_step(params_.data() + off, grads_.data() + off, opt.state1 ? opt.state1 + off : nullptr,
-                      opt.state2 ? opt.state2 + off : nullptr, len, p, nt);
+                      opt.state2 ? opt.state2 + off : nullptr, opt.decay ? opt.decay + off : nullptr, len, p, nt);
     *opt.step = t;
     return norm;
 }

@@ -22,6 +22,7 @@ struct OptimizerRef {
     OptimParams params{};
     T* state1 = nullptr;          // (n_params,) momentum / first moment, or nullptr
     T* state2 = nullptr;          // (n_params,) second moment, or nullptr
+    const T* decay = nullptr;     // (n_params,) per-parameter factor on weight_decay (0 exempts biases), or nullptr
     std::int64_t* step = nullptr; // steps taken so far (Adam's t): the optimizer's own counter, updated
                                   // in place with each step so an interrupt can never desynchronise it
     double clip_norm = 0.0;       // > 0: scale gradients to this global norm at most

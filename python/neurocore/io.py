@@ -10,7 +10,7 @@ import os
 
 import numpy as np
 
-__all__ = ["save", "load"]
+__all__ = ["save", "load", "to_bytes", "from_bytes"]
 
 _FORMAT = "neurocore-model"
 _VERSION = 1
@@ -20,23 +20,10 @@ _HEADER = "__neurocore__"
 def save(model, path, include_optimizer: bool = False) -> None:
     """Write ``model`` to ``path`` atomically: a temporary file in the same folder, then a rename, so an
     existing file at ``path`` is replaced only by a complete new one."""
-    from ._validation import check_bool
-
-    include_optimizer = check_bool(include_optimizer, "include_optimizer")
     import tempfile  # imported on use: keeps `import neurocore` fast
 
     path = os.fspath(path)
-    header = {"format": _FORMAT, "version": _VERSION, **model.get_config(), "optimizer": None}
-    params, buffers = _consistent_copies(model)
-    arrays = {f"param_{i}": p for i, p in enumerate(params)}
-    arrays.update({f"buffer_{i}": b for i, b in enumerate(buffers)})
-    if include_optimizer:
-        opt = model.optimizer
-        if opt is None:
-            raise ValueError("include_optimizer=True but the model has no optimizer yet (train it with fit first)")
-        header["optimizer"] = opt.config()
-        arrays.update({f"optim_{k}": v for k, v in opt.state_arrays().items()})
-    arrays[_HEADER] = np.frombuffer(json.dumps(header).encode("utf-8"), dtype=np.uint8)
+    arrays = _arrays(model, include_optimizer)
     folder = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix=".neurocore-", suffix=".tmp", dir=folder)
     try:
@@ -53,9 +40,50 @@ def save(model, path, include_optimizer: bool = False) -> None:
         raise
 
 
+def to_bytes(model, include_optimizer: bool = False) -> bytes:
+    """The bytes :func:`save` would write (the same ``.npz`` format), built in memory."""
+    import io as _io
+
+    buffer = _io.BytesIO()
+    np.savez(buffer, **_arrays(model, include_optimizer))
+    return buffer.getvalue()
+
+
+def from_bytes(raw: bytes):
+    """The model held in bytes made by :func:`to_bytes` (or read from a saved file)."""
+    return _from_bytes(bytes(raw), "model bytes")
+
+
+def _arrays(model, include_optimizer) -> dict:
+    """The named arrays of the file: parameters, buffers, optional optimizer state and the JSON header."""
+    from ._validation import check_bool
+
+    include_optimizer = check_bool(include_optimizer, "include_optimizer")
+    header = {"format": _FORMAT, "version": _VERSION, **model.get_config(), "optimizer": None}
+    params, buffers = _consistent_copies(model)
+    arrays = {f"param_{i}": p for i, p in enumerate(params)}
+    arrays.update({f"buffer_{i}": b for i, b in enumerate(buffers)})
+    if include_optimizer:
+        opt = model.optimizer
+        if opt is None:
+            raise ValueError("include_optimizer=True but the model has no optimizer yet (train it with fit first)")
+        header["optimizer"] = opt.config()
+        arrays.update({f"optim_{k}": v for k, v in opt.state_arrays().items()})
+    arrays[_HEADER] = np.frombuffer(json.dumps(header).encode("utf-8"), dtype=np.uint8)
+    return arrays
+
+
 def load(path):
     """Read a model written by :meth:`Sequential.save`. Raises FileNotFoundError/OSError when the file
     cannot be read and ValueError when it is not a complete neurocore model file."""
+    path = os.fspath(path)
+    with open(path, "rb") as f:  # OSError (FileNotFoundError, IsADirectoryError, ...) names the path
+        raw = f.read()
+    return _from_bytes(raw, path)
+
+
+def _from_bytes(raw: bytes, path: str):
+    """The model in a file's bytes; `path` names the source in error messages."""
     import io as _io
     import zipfile
 
@@ -63,9 +91,6 @@ def load(path):
     from .model import Sequential
     from .optim import optimizer_from_config
 
-    path = os.fspath(path)
-    with open(path, "rb") as f:  # OSError (FileNotFoundError, IsADirectoryError, ...) names the path
-        raw = f.read()
     try:
         with np.load(_io.BytesIO(raw), allow_pickle=False) as npz:
             arrays = {k: npz[k] for k in npz.files}

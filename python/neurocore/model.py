@@ -411,6 +411,14 @@ class Sequential:
 
         save(self, path, include_optimizer=include_optimizer)
 
+    def __reduce__(self):
+        """pickle and copy.deepcopy go through the ``.npz`` format in memory (architecture, weights, BatchNorm
+        statistics, and the optimizer's configuration and state when the model has one): no C++ object and no
+        Python code is pickled, and the copy trains on exactly as the original would."""
+        from .io import from_bytes, to_bytes
+
+        return from_bytes, (to_bytes(self, include_optimizer=self.optimizer is not None),)
+
     def load_weights(self, source, strict: bool = True) -> list:
         """Copy weights layer by layer from a saved file or another model (transfer learning).
 

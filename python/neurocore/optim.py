@@ -2,7 +2,9 @@
 
 Each follows the update rule of its ``torch.optim`` namesake, so results compare step for step. All take
 ``clip_norm``: when set, gradients are scaled so their global L2 norm is at most clip_norm before the step
-(``torch.nn.utils.clip_grad_norm_``'s rule). Frozen layers (``trainable=False``) are skipped.
+(``torch.nn.utils.clip_grad_norm_``'s rule), and ``decay_bias``: False exempts every bias vector from
+weight decay (scikit-learn's and Keras's convention; PyTorch needs a parameter group for it). Frozen layers
+(``trainable=False``) are skipped.
 """
 from __future__ import annotations
 
@@ -31,7 +33,7 @@ class Optimizer:
     def steps(self, value: int) -> None:
         self._step_counter[0] = value
 
-    def __init__(self, lr: float, weight_decay: float, clip_norm):
+    def __init__(self, lr: float, weight_decay: float, clip_norm, decay_bias: bool = True):
         lr = check_float(lr, f"{type(self).__name__} lr")
         if lr <= 0:
             raise ValueError(f"{type(self).__name__} lr must be > 0, got {lr}")
@@ -43,8 +45,10 @@ class Optimizer:
             if clip_norm <= 0:
                 raise ValueError(f"{type(self).__name__} clip_norm must be > 0, got {clip_norm}")
         self.lr, self.weight_decay, self.clip_norm = lr, weight_decay, clip_norm
+        self.decay_bias = check_bool(decay_bias, f"{type(self).__name__} decay_bias")
         self._step_counter = np.zeros(1, dtype=np.int64)   # updated in place by the C++ steps
         self.states = []
+        self._decay = None   # per-parameter factor on weight_decay (1 weights, 0 biases) when decay_bias=False
         self._model = None
 
     def _needs_states(self) -> int:
@@ -61,7 +65,15 @@ class Optimizer:
         self._model = weakref.ref(model)
         size = model._net.n_params  # the flat buffer's length (tensors padded to 64-byte boundaries)
         self.states = [np.zeros(size, dtype=model.dtype) for _ in range(self._needs_states())]
+        self._decay = None if self.decay_bias else _decay_factors(model)
         self.steps = 0
+
+    def __getstate__(self) -> dict:
+        """A pickled optimizer keeps its settings and state arrays but not its binding (a weak reference):
+        the copy binds to the next model it steps, with fresh state."""
+        state = dict(self.__dict__)
+        state["_model"] = None
+        return state
 
     def _hyper(self) -> dict:
         raise NotImplementedError
@@ -73,6 +85,8 @@ class Optimizer:
         d.update(self._hyper())
         for i, arr in enumerate(self.states):
             d[f"state{i + 1}"] = arr
+        if self._decay is not None:
+            d["decay"] = self._decay
         return d
 
     def step(self, model) -> float:
@@ -89,7 +103,7 @@ class Optimizer:
 
     def config(self) -> dict:
         return {"type": type(self).__name__, "lr": self.lr, "weight_decay": self.weight_decay,
-                "clip_norm": self.clip_norm, **self._public_hyper()}
+                "clip_norm": self.clip_norm, "decay_bias": self.decay_bias, **self._public_hyper()}
 
     def _public_hyper(self) -> dict:
         return {}
@@ -131,13 +145,14 @@ class SGD(Optimizer):
     nesterov : bool, needs momentum > 0
     weight_decay : float >= 0
     clip_norm : float > 0 or None
+    decay_bias : bool. False: weight_decay applies to weights only, not to bias vectors.
     """
 
     kind = "sgd"
 
     def __init__(self, lr: float = 0.01, momentum: float = 0.0, nesterov: bool = False, weight_decay: float = 0.0,
-                 clip_norm=None):
-        super().__init__(lr, weight_decay, clip_norm)
+                 clip_norm=None, decay_bias: bool = True):
+        super().__init__(lr, weight_decay, clip_norm, decay_bias)
         momentum = check_float(momentum, "SGD momentum")
         if not 0.0 <= momentum < 1.0:
             raise ValueError(f"SGD momentum must be in [0, 1), got {momentum}")
@@ -170,15 +185,15 @@ class Adam(Optimizer):
     Parameters
     ----------
     lr : float > 0; betas : (beta1, beta2), each in [0, 1); eps : float > 0; weight_decay : float >= 0;
-    clip_norm : float > 0 or None
+    clip_norm : float > 0 or None; decay_bias : bool (False: no weight decay on bias vectors)
     """
 
     kind = "adam"
     n_states = 2
 
     def __init__(self, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-8, weight_decay: float = 0.0,
-                 clip_norm=None):
-        super().__init__(lr, weight_decay, clip_norm)
+                 clip_norm=None, decay_bias: bool = True):
+        super().__init__(lr, weight_decay, clip_norm, decay_bias)
         name = type(self).__name__
         if not isinstance(betas, (tuple, list)) or len(betas) != 2:
             raise TypeError(f"{name} betas must be a pair (beta1, beta2), got {betas!r}")
@@ -205,8 +220,20 @@ class AdamW(Adam):
     kind = "adamw"
 
     def __init__(self, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-8, weight_decay: float = 0.01,
-                 clip_norm=None):
-        super().__init__(lr, betas, eps, weight_decay, clip_norm)
+                 clip_norm=None, decay_bias: bool = True):
+        super().__init__(lr, betas, eps, weight_decay, clip_norm, decay_bias)
+
+
+def _decay_factors(model) -> np.ndarray:
+    """(n_params,) of the model's dtype: 1 where weight decay applies, 0 on every bias vector (and padding)."""
+    base = model._params.__array_interface__["data"][0]
+    factors = np.zeros(model._net.n_params, dtype=model.dtype)
+    for views in model._layer_views:
+        for key, view in views.items():
+            if key in ("weight", "bias"):
+                start = (view.__array_interface__["data"][0] - base) // view.itemsize
+                factors[start:start + view.size] = key == "weight"
+    return factors
 
 
 _BY_NAME = {cls.__name__: cls for cls in (SGD, Adam, AdamW)}
