@@ -10,6 +10,7 @@ from . import _core, callbacks, schedules  # noqa: F401
 from ._runtime import _select_isa_from_env, cpu_info, get_num_threads, set_num_threads
 from .augment import GaussianNoise
 from .callbacks import EarlyStopping
+from .interop import from_torch
 from .io import load
 from .layers import (
     ELU,
@@ -45,7 +46,7 @@ __all__ = [
     "RNN", "LSTM", "GRU",
     "MSELoss", "BCELoss", "BCEWithLogitsLoss", "CrossEntropyLoss", "SGD", "Adam", "AdamW",
     "GaussianNoise", "EarlyStopping", "schedules", "callbacks",
-    "load", "cpu_info", "set_num_threads", "get_num_threads", "__version__",
+    "load", "from_torch", "cpu_info", "set_num_threads", "get_num_threads", "__version__",
 ]
 
 _select_isa_from_env()

@@ -20,15 +20,21 @@ _HEADER = "__neurocore__"
 def save(model, path, include_optimizer: bool = False) -> None:
     """Write ``model`` to ``path`` atomically: a temporary file in the same folder, then a rename, so an
     existing file at ``path`` is replaced only by a complete new one."""
-    import tempfile  # imported on use: keeps `import neurocore` fast
-
     path = os.fspath(path)
     arrays = _arrays(model, include_optimizer)
+    atomic_write(path, lambda f: np.savez(f, **arrays))
+
+
+def atomic_write(path: str, write) -> None:
+    """Call ``write(f)`` on a temporary file in the folder of ``path``, then rename it to ``path``: an existing
+    file is replaced only by a complete new one, and a failure leaves nothing behind."""
+    import tempfile  # imported on use: keeps `import neurocore` fast
+
     folder = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix=".neurocore-", suffix=".tmp", dir=folder)
     try:
         with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
+            write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -153,17 +159,26 @@ def _expected_shapes(layers):
 
 
 def _consistent_copies(model):
-    """Copies of parameters() and the buffers taken at one instant under the model's lock (RuntimeError if
-    another thread is training it), so a file never mixes two training steps."""
+    """Copies of parameters() and the buffers, from one snapshot (see :func:`snapshot_copies`)."""
+    params, buffers = model.parameters(), _buffers(model)
+    copies = snapshot_copies(model, params + buffers)
+    return copies[:len(params)], copies[len(params):]
+
+
+def snapshot_copies(model, views) -> list:
+    """Copies of ``views`` (contiguous views of the model's parameter or state buffer) taken at one instant
+    under the model's lock (RuntimeError if another thread is training it), so they never mix two steps."""
     flat_params, flat_state = model._net.snapshot()
-
-    def relocate(views, base, copy):
-        start = base.__array_interface__["data"][0]
-        out = []
-        for v in views:
-            offset = (v.__array_interface__["data"][0] - start) // v.itemsize
-            out.append(copy[offset:offset + v.size].reshape(v.shape))
-        return out
-
-    return (relocate(model.parameters(), model._params, flat_params),
-            relocate(_buffers(model), model._net.state_array(), flat_state))
+    bases = [(model._params, flat_params), (model._net.state_array(), flat_state)]
+    out = []
+    for view in views:
+        address = view.__array_interface__["data"][0]
+        for base, copy in bases:
+            start = base.__array_interface__["data"][0]
+            if base.size and start <= address < start + base.nbytes:
+                offset = (address - start) // view.itemsize
+                out.append(copy[offset:offset + view.size].reshape(view.shape))
+                break
+        else:
+            raise RuntimeError("internal error: an array is not a view of the model's buffers")
+    return out

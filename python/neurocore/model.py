@@ -447,6 +447,45 @@ class Sequential:
             _copy_arrays(b, a)
         return [i for i, _, _ in plan]
 
+    def state_dict(self) -> dict:
+        """Copies of every parameter and buffer as NumPy arrays in the model's dtype, under stable names: the
+        attribute path from the model (``"layers.0.weight"`` is ``model.layers[0].weight``, ``"layers.3.layers.1.bias"``
+        a layer inside a Residual block, ``"layers.2.running_var"`` a BatchNorm statistic). Dense weights are
+        (in_features, out_features). Taken at one instant: never mixes two training steps."""
+        from .interop.state import state_dict
+
+        return state_dict(self)
+
+    def load_state_dict(self, state) -> None:
+        """Copy a :meth:`state_dict` (the same names, any real dtype, cast to the model's) into the model.
+        Every name of this model must be present and no other, with the same shapes and finite values; all is
+        checked before anything is copied, so on error (ValueError/TypeError) the model is unchanged."""
+        from .interop.state import load_state_dict
+
+        load_state_dict(self, state)
+
+    def to_onnx(self, path, opset: int = 17) -> None:
+        """Write the model as an ONNX file: one input ``"input"`` (batch, in_features) with a dynamic batch axis,
+        one output ``"output"``, the parameters as initializers in the model's dtype. Needs the onnx extra
+        (``pip install "neurocore[onnx]"``). Every layer kind is exported (float64 activations from operators
+        with float64 kernels in onnxruntime: see ``neurocore.interop.onnx_export``); Dropout is dropped and
+        BatchNorm takes its inference form. Nothing is written unless the whole graph is built and passes
+        ``onnx.checker.check_model(full_check=True)``; ``opset`` in [13, the onnx package's newest]."""
+        from .interop.onnx_export import to_onnx
+
+        to_onnx(self, path, opset)
+
+    def to_torch(self):
+        """A ``torch.nn.Sequential`` (eval mode, the model's dtype, copies of the weights) computing what
+        :meth:`predict` computes; Residual blocks become ``neurocore.interop.torch_convert.Residual``. Needs
+        torch (``pip install "neurocore[torch]"``); :func:`neurocore.from_torch` is the reverse."""
+        from .interop import require
+
+        require("torch", "torch", "to_torch")
+        from .interop.torch_convert import to_torch
+
+        return to_torch(self)
+
     def parameter_layers(self) -> list:
         """The layers that hold parameters (Dense, Conv2D, BatchNorm), in network order (inside Residual blocks
         too)."""

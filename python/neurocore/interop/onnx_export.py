@@ -1,0 +1,248 @@
+"""``Sequential.to_onnx``: the model as an ONNX graph, built with the ``onnx`` package.
+
+The graph has one input ``"input"`` (batch, ...) with a dynamic batch axis and one output ``"output"``;
+parameters are initializers in the model's dtype, named as in :meth:`Sequential.state_dict`. Each layer
+kind has one exporter (``@exporter(Kind)``) that appends its nodes and returns the name of its output.
+
+float64: onnxruntime (1.32) has no float64 kernel for Erf or Elu, and ONNX stores the alpha of
+LeakyRelu/Elu as a float32 attribute. A float64 model therefore builds GELU, ELU and LeakyReLU from
+operators that have float64 kernels (Abs, Sign, Min, Max, Exp, Mul, Add, Sub) with float64 constants;
+GELU's erf comes from a Chebyshev fit of exp(t^2) erfc(t) (absolute error below 1e-14). float32 models use
+the standard operators (Erf, Elu, LeakyRelu), whose float32 attributes are then exact.
+"""
+from __future__ import annotations
+
+import functools
+import math
+import os
+
+import numpy as np
+
+from .._validation import check_int
+from ..layers import (
+    ELU,
+    GELU,
+    BatchNorm,
+    Dense,
+    Dropout,
+    Identity,
+    LeakyReLU,
+    ReLU,
+    Residual,
+    Sigmoid,
+    Softmax,
+    Tanh,
+)
+from . import require
+
+__all__ = ["to_onnx", "build_model", "exporter", "MIN_OPSET"]
+
+MIN_OPSET = 13   # Softmax over one axis, not over everything flattened after it (opset 13 semantics)
+
+_EXPORTERS: dict = {}
+
+
+def exporter(kind):
+    """Register ``fn(layer, graph, x) -> output name`` as the ONNX exporter of a layer class."""
+    def register(fn):
+        _EXPORTERS[kind] = fn
+        return fn
+    return register
+
+
+def to_onnx(model, path, opset: int = 17) -> None:
+    """Write ``model`` as an ONNX file (see :meth:`Sequential.to_onnx`). The file is written only once the
+    whole graph is built and checked, through a temporary file and a rename."""
+    if not isinstance(path, (str, os.PathLike)) or not isinstance(os.fspath(path), str):
+        raise TypeError(f"to_onnx path must be a str or os.PathLike, got {type(path).__name__} {path!r}")
+    path = os.fspath(path)
+    opset = check_int(opset, "to_onnx opset")
+    onnx = require("onnx", "onnx", "to_onnx")
+    if not MIN_OPSET <= opset <= onnx.defs.onnx_opset_version():
+        raise ValueError(f"to_onnx opset must be in [{MIN_OPSET}, {onnx.defs.onnx_opset_version()}] (this onnx "
+                         f"package's newest), got {opset}")
+    data = build_model(model, opset).SerializeToString()
+    from ..io import atomic_write
+
+    try:
+        atomic_write(path, lambda f: f.write(data))
+    except OSError as exc:
+        raise OSError(exc.errno, f"to_onnx cannot write the ONNX file ({exc.strerror})", path) from None
+
+
+def build_model(model, opset: int = 17):
+    """The ``onnx.ModelProto`` of ``model``, checked with ``onnx.checker.check_model(full_check=True)``."""
+    onnx = require("onnx", "onnx", "to_onnx")
+    from .. import __version__
+
+    helper = onnx.helper
+    graph = _Graph(onnx, model.dtype, model.state_dict())
+    out = graph.export_layers(model.layers, "input", "layers")
+    graph.rename_output(out, "output")
+    elem = helper.np_dtype_to_tensor_dtype(model.dtype)
+    out_shape = model.predict(np.zeros((0, model.in_features), model.dtype)).shape
+    proto = helper.make_model_gen_version(
+        helper.make_graph(graph.nodes, "neurocore.Sequential",
+                          [helper.make_tensor_value_info("input", elem, ["batch", model.in_features])],
+                          [helper.make_tensor_value_info("output", elem, ["batch", *out_shape[1:]])],
+                          initializer=graph.initializers),
+        producer_name="neurocore", producer_version=__version__,
+        opset_imports=[helper.make_opsetid("", opset)])
+    onnx.checker.check_model(proto, full_check=True)
+    return proto
+
+
+class _Graph:
+    """Nodes and initializers under construction; ``prefix`` is the state_dict name of the layer being
+    exported (``layers.3.layers.0``), which names its nodes and parameters."""
+
+    def __init__(self, onnx, dtype, state):
+        self.onnx, self.dtype, self.state = onnx, np.dtype(dtype), state
+        self.float64 = self.dtype == np.float64
+        self.nodes, self.initializers = [], []
+        self.prefix = ""
+        self._scalars = {}
+
+    def node(self, op: str, inputs, **attrs) -> str:
+        name = f"{self.prefix}/{op}_{len(self.nodes)}"
+        self.nodes.append(self.onnx.helper.make_node(op, list(inputs), [name], name=name, **attrs))
+        return name
+
+    def param(self, key: str, value=None) -> str:
+        """An initializer named ``<prefix>.<key>``: the layer's state array, or ``value`` (derived from it)."""
+        name = f"{self.prefix}.{key}"
+        array = self.state[name] if value is None else value
+        self.initializers.append(self.onnx.numpy_helper.from_array(np.ascontiguousarray(array, self.dtype), name))
+        return name
+
+    def scalar(self, value: float) -> str:
+        """A 0-d constant of the model's dtype, shared by every node that uses the same value."""
+        if value not in self._scalars:
+            name = f"const.{len(self._scalars)}"
+            self.initializers.append(self.onnx.numpy_helper.from_array(np.array(value, self.dtype), name))
+            self._scalars[value] = name
+        return self._scalars[value]
+
+    def export_layers(self, layers, x: str, prefix: str) -> str:
+        for i, layer in enumerate(layers):
+            name = f"{prefix}.{i}"
+            export = _EXPORTERS.get(type(layer))
+            if export is None:
+                raise ValueError(f"to_onnx: layer {name} {layer!r} ({type(layer).__name__}) has no ONNX exporter; "
+                                 f"exportable kinds: {', '.join(sorted(k.__name__ for k in _EXPORTERS))}")
+            outer, self.prefix = self.prefix, name
+            x = export(layer, self, x)
+            self.prefix = outer
+        return x
+
+    def rename_output(self, x: str, name: str) -> None:
+        if self.nodes and self.nodes[-1].output[0] == x:   # the last node made it: nothing else reads it
+            self.nodes[-1].output[0] = name
+        else:
+            self.prefix = "output"
+            self.nodes.append(self.onnx.helper.make_node("Identity", [x], [name], name="output/Identity"))
+
+
+# ------------------------------------------------------------------------------------------ exporters
+@exporter(Dense)
+def _dense(layer, g, x):
+    y = g.node("MatMul", [x, g.param("weight")])
+    return g.node("Add", [y, g.param("bias")]) if layer.use_bias else y
+
+
+@exporter(Identity)
+@exporter(Dropout)
+def _identity(layer, g, x):
+    return x
+
+
+@exporter(ReLU)
+def _relu(layer, g, x):
+    return g.node("Relu", [x])
+
+
+@exporter(Sigmoid)
+def _sigmoid(layer, g, x):
+    return g.node("Sigmoid", [x])
+
+
+@exporter(Tanh)
+def _tanh(layer, g, x):
+    return g.node("Tanh", [x])
+
+
+@exporter(Softmax)
+def _softmax(layer, g, x):
+    return g.node("Softmax", [x], axis=-1)
+
+
+@exporter(LeakyReLU)
+def _leaky_relu(layer, g, x):
+    if not g.float64:
+        return g.node("LeakyRelu", [x], alpha=layer.alpha)
+    # max(x, 0) + alpha * min(x, 0): exactly x or alpha * x, with alpha in float64
+    zero = g.scalar(0.0)
+    return g.node("Add", [g.node("Max", [x, zero]), g.node("Mul", [g.node("Min", [x, zero]), g.scalar(layer.alpha)])])
+
+
+@exporter(ELU)
+def _elu(layer, g, x):
+    if not g.float64:
+        return g.node("Elu", [x], alpha=layer.alpha)
+    # max(x, 0) + alpha * (exp(min(x, 0)) - 1)
+    zero = g.scalar(0.0)
+    expm1 = g.node("Sub", [g.node("Exp", [g.node("Min", [x, zero])]), g.scalar(1.0)])
+    return g.node("Add", [g.node("Max", [x, zero]), g.node("Mul", [expm1, g.scalar(layer.alpha)])])
+
+
+@exporter(GELU)
+def _gelu(layer, g, x):
+    # 0.5 x (1 + erf(x / sqrt 2)), the exact form, as the core computes it
+    z = g.node("Mul", [x, g.scalar(0.70710678118654752)])
+    erf = _erf_float64(g, z) if g.float64 else g.node("Erf", [z])
+    return g.node("Mul", [g.node("Mul", [x, g.scalar(0.5)]), g.node("Add", [erf, g.scalar(1.0)])])
+
+
+ERFC_FIT_END = 6.0   # erfc(6) = 2e-17: past it erf(t) is 1 to double precision
+
+
+@functools.lru_cache(maxsize=1)
+def erfc_scaled_chebyshev() -> np.ndarray:
+    """Chebyshev coefficients of exp(t^2) erfc(t) on t in [0, ERFC_FIT_END] (mapped to [-1, 1]): a smooth,
+    slowly varying function, fitted by least squares to math.erfc on a fine grid (which averages out the
+    rounding of exp(t^2)); degree 36 reaches the rounding floor."""
+    t = np.linspace(0.0, ERFC_FIT_END, 4001)
+    values = [math.exp(v * v) * math.erfc(v) for v in t]
+    return np.polynomial.chebyshev.chebfit(t * (2.0 / ERFC_FIT_END) - 1.0, values, 36)
+
+
+def _erf_float64(g, z):
+    """erf(z) = sign(z) (1 - exp(-t^2) s(t)), t = |z|, s the Chebyshev fit above, summed by Clenshaw's
+    recurrence b_k = 2u b_{k+1} - b_{k+2} + c_k (stable, unlike the power form)."""
+    coef = erfc_scaled_chebyshev()
+    t = g.node("Abs", [z])
+    u = g.node("Sub", [g.node("Mul", [g.node("Min", [t, g.scalar(ERFC_FIT_END)]), g.scalar(2.0 / ERFC_FIT_END)]),
+                       g.scalar(1.0)])
+    two_u = g.node("Add", [u, u])
+    b2 = g.scalar(float(coef[-1]))                                                   # b_n = c_n
+    b1 = g.node("Add", [g.node("Mul", [two_u, b2]), g.scalar(float(coef[-2]))])     # b_{n-1}
+    for c in coef[-3:0:-1]:
+        b1, b2 = g.node("Sub", [g.node("Add", [g.node("Mul", [two_u, b1]), g.scalar(float(c))]), b2]), b1
+    scaled = g.node("Sub", [g.node("Add", [g.node("Mul", [u, b1]), g.scalar(float(coef[0]))]), b2])
+    erfc = g.node("Mul", [g.node("Exp", [g.node("Neg", [g.node("Mul", [t, t])])]), scaled])
+    return g.node("Mul", [g.node("Sign", [z]), g.node("Sub", [g.scalar(1.0), erfc])])
+
+
+@exporter(BatchNorm)
+def _batchnorm(layer, g, x):
+    # inference form, in the core's order: weight * ((x - running_mean) * invstd) + bias, with
+    # invstd = 1 / sqrt(running_var + eps) rounded from float64 as the core rounds it
+    var = g.state[f"{g.prefix}.running_var"].astype(np.float64)
+    invstd = (1.0 / np.sqrt(var + layer.eps)).astype(g.dtype)
+    h = g.node("Mul", [g.node("Sub", [x, g.param("running_mean")]), g.param("invstd", invstd)])
+    return g.node("Add", [g.node("Mul", [h, g.param("weight")]), g.param("bias")])
+
+
+@exporter(Residual)
+def _residual(layer, g, x):
+    return g.node("Add", [x, g.export_layers(layer.layers, x, f"{g.prefix}.layers")])
