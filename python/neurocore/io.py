@@ -5,6 +5,7 @@ version, dtype and architecture, and optionally the optimizer's configuration an
 """
 from __future__ import annotations
 
+import errno
 import json
 import os
 
@@ -27,9 +28,19 @@ def save(model, path, include_optimizer: bool = False) -> None:
 
 def atomic_write(path: str, write) -> None:
     """Call ``write(f)`` on a temporary file in the folder of ``path``, then rename it to ``path``: an existing
-    file is replaced only by a complete new one, and a failure leaves nothing behind."""
+    file is replaced only by a complete new one, and a failure leaves nothing behind. Anything at ``path``
+    that is not a regular file (a folder, a device such as /dev/null, a pipe) is refused, never replaced."""
     import tempfile  # imported on use: keeps `import neurocore` fast
 
+    import stat
+
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        mode = None
+    if mode is not None and not stat.S_ISREG(mode):   # a rename would replace a folder, device or pipe
+        kind = "a directory" if stat.S_ISDIR(mode) else "not a regular file"
+        raise OSError(errno.EISDIR if stat.S_ISDIR(mode) else errno.EEXIST, f"{kind}; not replaced", path)
     folder = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix=".neurocore-", suffix=".tmp", dir=folder)
     try:
