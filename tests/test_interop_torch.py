@@ -1,0 +1,212 @@
+"""nc.from_torch and Sequential.to_torch, checked by PyTorch itself (eval mode), and the digits chain
+PyTorch-trained -> neurocore -> ONNX."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from interop_zoo import BATCHES, ZOO, assert_matches, inputs, layer_kinds, layer_stacks, randomize, zoo_model
+from reliability import property_settings
+
+import neurocore as nc
+
+torch = pytest.importorskip("torch")
+nn = torch.nn
+from neurocore.interop import torch_convert  # noqa: E402  (needs torch)
+
+TORCH_DTYPES = {np.dtype(np.float32): torch.float32, np.dtype(np.float64): torch.float64}
+
+
+def run_torch(module, x):
+    with torch.no_grad():
+        return module(torch.from_numpy(np.ascontiguousarray(x))).numpy()
+
+
+def assert_same_weights(a, b):
+    sa, sb = a.state_dict(), b.state_dict()
+    assert list(sa) == list(sb)
+    for key in sa:
+        assert sa[key].dtype == sb[key].dtype and np.array_equal(sa[key], sb[key]), key
+
+
+def test_the_zoo_covers_every_convertible_kind():
+    kinds = set().union(*(layer_kinds(build()) for build in ZOO.values()))
+    assert kinds == {cls.__name__ for cls in torch_convert._TO_TORCH}
+
+
+@pytest.mark.parametrize("name", list(ZOO))
+def test_to_torch_equals_predict_and_round_trips_bitwise(name, dtype):
+    model = zoo_model(name, dtype)
+    module = model.to_torch()
+    assert isinstance(module, nn.Sequential) and not module.training
+    assert all(p.dtype == TORCH_DTYPES[model.dtype] for p in module.parameters())
+    for batch in BATCHES:
+        x = inputs(model, batch)
+        assert_matches(run_torch(module, x), model.predict(x), dtype, f"{name} batch {batch}")
+    back = nc.from_torch(module)
+    assert back.dtype == model.dtype and back.get_config() == model.get_config()
+    assert_same_weights(back, model)
+
+
+def test_to_torch_copies_the_weights():
+    model = zoo_model("mlp", "float32")
+    module = model.to_torch()
+    with torch.no_grad():
+        module[0].weight.fill_(3.0)
+    assert not np.any(model.layers[0].weight == 3.0)
+
+
+def torch_zoo(dtype):
+    """torch modules as people write them, with every supported kind (and nested Sequentials)."""
+    torch.manual_seed(0)
+    bn = nn.BatchNorm1d(12, eps=1e-3, momentum=0.2)
+    plain_bn = nn.BatchNorm1d(12, affine=False)
+    with torch.no_grad():
+        for m in (bn, plain_bn):
+            m.running_mean.normal_()
+            m.running_var.uniform_(0.25, 4.0)
+        bn.weight.normal_(1.0, 0.3)
+        bn.bias.normal_(0.0, 0.5)
+    zoo = {
+        "mlp": nn.Sequential(nn.Linear(7, 16), nn.ReLU(), nn.Linear(16, 3)),
+        "activations": nn.Sequential(nn.Linear(6, 11), nn.Identity(), nn.Tanh(), nn.Linear(11, 11),
+                                     nn.LeakyReLU(0.2), nn.Linear(11, 13), nn.ELU(1.3), nn.Linear(13, 8),
+                                     nn.GELU(), nn.Linear(8, 4), nn.Sigmoid(), nn.Linear(4, 4), nn.Softmax(dim=-1)),
+        "batchnorm": nn.Sequential(nn.Linear(10, 12), bn, nn.ReLU(), nn.Dropout(0.4), nn.Linear(12, 12, bias=False),
+                                   plain_bn, nn.Softmax(dim=1)),
+        "nested": nn.Sequential(nn.Sequential(nn.Linear(5, 8), nn.GELU()),
+                                torch_convert.Residual(nn.Linear(8, 8), nn.ELU()), nn.Linear(8, 2)),
+    }
+    return {k: m.to(TORCH_DTYPES[np.dtype(dtype)]).eval() for k, m in zoo.items()}
+
+
+@pytest.mark.parametrize("name", ["mlp", "activations", "batchnorm", "nested"])
+def test_from_torch_equals_torch_eval(name, dtype):
+    module = torch_zoo(dtype)[name]
+    model = nc.from_torch(module)
+    assert model.dtype == dtype
+    for batch in BATCHES:
+        x = inputs(model, batch)
+        assert_matches(model.predict(x), run_torch(module, x), dtype, f"{name} batch {batch}")
+    again = model.to_torch()
+    x = inputs(model, 33)
+    assert np.array_equal(run_torch(again, x).shape, run_torch(module, x).shape)
+    assert_same_weights(nc.from_torch(again), model)
+
+
+def test_from_torch_copies_the_weights():
+    module = torch_zoo("float32")["mlp"]
+    model = nc.from_torch(module, input_shape=(7,))
+    model.layers[0].weight[...] = 5.0
+    assert not torch.any(module[0].weight == 5.0)
+
+
+@property_settings(20)
+@given(stack=layer_stacks(), dtype=st.sampled_from(["float32", "float64"]), seed=st.integers(0, 2**32 - 1))
+def test_any_stack_converts_exactly_both_ways(stack, dtype, seed):
+    model = nc.Sequential(stack[0], dtype=dtype, seed=0)
+    randomize(model, seed)
+    module = model.to_torch()
+    x = inputs(model, 5, seed)
+    assert_matches(run_torch(module, x), model.predict(x), dtype)
+    assert_same_weights(nc.from_torch(module), model)
+
+
+# ------------------------------------------------------------------------------------------ refusals
+class Custom(nn.Module):
+    def forward(self, x):
+        return x
+
+
+@pytest.mark.parametrize("module, error, match", [
+    (lambda: nn.Linear(3, 2), TypeError, r"expects a torch.nn.Sequential, got Linear \(wrap it"),
+    (lambda: nn.ModuleList([nn.Linear(3, 2)]), TypeError, "got ModuleList"),
+    (lambda: [nn.Linear(3, 2)], TypeError, "got list"),
+    (lambda: "model", TypeError, "got str"),
+    (lambda: nn.Sequential(), ValueError, "is empty"),
+    (lambda: nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Conv1d(4, 4, 1)), ValueError,
+     r"module 2 \(Conv1d\(4, 4.*\) is not supported; supported: .*Linear"),
+    (lambda: nn.Sequential(nn.Linear(3, 4), nn.Sequential(nn.ReLU(), Custom())), ValueError,
+     r"module 1\.1 \(Custom\(\)\) is not supported"),
+    (lambda: nn.Sequential(nn.Linear(3, 4), nn.GELU(approximate="tanh")), ValueError,
+     r"module 1 .*approximate='tanh'.*exact erf form"),
+    (lambda: nn.Sequential(nn.Linear(3, 4), nn.Softmax(dim=0)), ValueError, r"module 1 .*Softmax\(dim=0\)"),
+    (lambda: nn.Sequential(nn.Linear(3, 4), nn.LeakyReLU(1.5)), ValueError, r"module 1 .*alpha must be in \[0, 1\)"),
+    (lambda: nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4, track_running_stats=False)), ValueError,
+     "module 1 .*track_running_stats=False"),
+    (lambda: nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4, momentum=None)), ValueError, "momentum=None"),
+    (lambda: nn.Sequential(nn.Linear(3, 4), nn.Dropout(1.0)), ValueError, r"module 1 .*p must be in \[0, 1\)"),
+    (lambda: nn.Sequential(nn.Linear(3, 4), nn.Linear(5, 2)), ValueError,
+     "do not form a neurocore model: .*expects 5 inputs but the layer before it produces 4"),
+    (lambda: nn.Sequential(nn.Linear(3, 4), nn.Linear(4, 2).double()), ValueError, "mixes dtypes"),
+    (lambda: nn.Sequential(nn.Linear(3, 4).half()), ValueError, "torch.float16"),
+    (lambda: nn.Sequential(nn.ReLU()), ValueError, "needs at least one Dense"),
+])
+def test_unsupported_modules_are_refused_by_name(module, error, match):
+    with pytest.raises(error, match=match):
+        nc.from_torch(module())
+
+
+@pytest.mark.parametrize("shape, error, match", [
+    ((4,), ValueError, r"input_shape \(4,\) does not match the module, which takes \(3,\)"),
+    ((3, 1), ValueError, "does not match"),
+    ((), ValueError, "non-empty"),
+    ((0,), ValueError, ">= 1"),
+    ((3.0,), TypeError, "tuple of ints"),
+    (3, TypeError, "tuple of ints"),
+    ((True,), TypeError, "tuple of ints"),
+])
+def test_bad_input_shape(shape, error, match):
+    with pytest.raises(error, match=match):
+        nc.from_torch(nn.Sequential(nn.Linear(3, 2)), input_shape=shape)
+
+
+def test_a_layer_kind_without_a_converter_is_named(monkeypatch):
+    model = zoo_model("residual_nested", "float32")
+    monkeypatch.delitem(torch_convert._TO_TORCH, nc.ELU)
+    with pytest.raises(ValueError, match=r"to_torch: layer layers\.1\.layers\.2\.layers\.2 ELU\(alpha=1\) \(ELU\) "
+                                         "has no PyTorch converter"):
+        model.to_torch()
+
+
+# ------------------------------------------------------------------------------------------ the digits chain
+def test_torch_trained_digits_keep_their_accuracy_through_neurocore_and_onnx(tmp_path):
+    pytest.importorskip("onnx")
+    ort = pytest.importorskip("onnxruntime")
+    from neurocore.datasets import load_digits, train_test_split
+
+    X, y = load_digits()
+    Xtr, Xte, ytr, yte = train_test_split(X, y, test_size=0.25, seed=0)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)   # small batches: threads only add waiting on a shared machine
+    try:
+        torch.manual_seed(0)
+        module = nn.Sequential(nn.Linear(64, 64), nn.BatchNorm1d(64), nn.GELU(), nn.Dropout(0.1),
+                               nn.Linear(64, 32), nn.ELU(), nn.Linear(32, 10))
+        params = list(module.parameters())
+        velocity = [torch.zeros_like(p) for p in params]
+        xt, yt = torch.from_numpy(Xtr), torch.from_numpy(ytr)
+        for _ in range(10):   # SGD with momentum, by hand: torch.optim takes seconds to import
+            for idx in torch.randperm(len(xt)).split(64):
+                module.zero_grad()
+                nn.functional.cross_entropy(module(xt[idx]), yt[idx]).backward()
+                with torch.no_grad():
+                    for p, v in zip(params, velocity):
+                        v.mul_(0.9).add_(p.grad)
+                        p.sub_(0.05 * v)
+    finally:
+        torch.set_num_threads(threads)
+    module.eval()
+    torch_pred = run_torch(module, Xte).argmax(1)
+    torch_acc = float(np.mean(torch_pred == yte))
+    assert torch_acc > 0.9, torch_acc   # it did learn
+
+    model = nc.from_torch(module, input_shape=(64,))
+    nc_pred = model.predict(Xte).argmax(1)
+    assert model.evaluate(Xte, yte)["accuracy"] == torch_acc
+    model.to_onnx(tmp_path / "digits.onnx")
+    session = ort.InferenceSession(str(tmp_path / "digits.onnx"), providers=["CPUExecutionProvider"])
+    onnx_pred = session.run(["output"], {"input": Xte})[0].argmax(1)
+    assert float(np.mean(onnx_pred == yte)) == torch_acc
+    assert np.array_equal(nc_pred, torch_pred) and np.array_equal(onnx_pred, torch_pred)
