@@ -30,9 +30,8 @@ def atomic_write(path: str, write) -> None:
     """Call ``write(f)`` on a temporary file in the folder of ``path``, then rename it to ``path``: an existing
     file is replaced only by a complete new one, and a failure leaves nothing behind. Anything at ``path``
     that is not a regular file (a folder, a device such as /dev/null, a pipe) is refused, never replaced."""
-    import tempfile  # imported on use: keeps `import neurocore` fast
-
     import stat
+    import tempfile  # imported on use: keeps `import neurocore` fast
 
     try:
         mode = os.stat(path).st_mode
