@@ -215,6 +215,9 @@ SCALAR_CASES = {
     "SGD(weight_decay)": (("0", "0.5", "1e308", "Fraction(1, 3)") + HUGE, lambda c, v: lambda: nc.SGD(lr=0.1, weight_decay=v), ()),
     "SGD.step(model)": ((), lambda c, v: lambda: nc.SGD(lr=0.1).step(v), ()),
     "set_num_threads(n)": ((), lambda c, v: lambda: nc.set_num_threads(v), ()),
+    "load_state_dict(state)": ((), lambda c, v: lambda: c.model.load_state_dict(v), ()),
+    "load_state_dict(state[name])": ((), lambda c, v: lambda: c.model.load_state_dict(
+        {**c.model.state_dict(), "layers.0.bias": v}), ()),
 }
 # Not tried: huge epochs (valid: it would train for ever).
 EXCLUDED = {"fit(epochs)": HUGE}

@@ -210,3 +210,24 @@ def test_torch_trained_digits_keep_their_accuracy_through_neurocore_and_onnx(tmp
     onnx_pred = session.run(["output"], {"input": Xte})[0].argmax(1)
     assert float(np.mean(onnx_pred == yte)) == torch_acc
     assert np.array_equal(nc_pred, torch_pred) and np.array_equal(onnx_pred, torch_pred)
+
+
+def test_readme_interop_section_runs(tmp_path, monkeypatch):
+    """The README's interop block (fenced ```py, so that the base README test, which has no extras, skips it)."""
+    import pathlib
+    import re
+
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("safetensors")
+    readme = (pathlib.Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = readme[readme.index("## ONNX, PyTorch and your own weight formats"):]
+    (code,) = re.findall(r"```py\n(.*?)```", section[:section.index("\n## ", 5)], re.S)
+    from neurocore.datasets import load_digits
+
+    X, _ = load_digits()
+    model = nc.Sequential([nc.Dense(64, 128), nc.ReLU(), nc.Dense(128, 10)], seed=0)
+    namespace = {"nc": nc, "model": model, "Xte": X[:50]}
+    monkeypatch.chdir(tmp_path)
+    exec(compile(code, "README.md", "exec"), namespace)
+    assert_same_weights(namespace["back"], model)
+    assert (tmp_path / "digits.onnx").exists() and (tmp_path / "digits.safetensors").exists()

@@ -1,0 +1,132 @@
+"""Inference of one model in neurocore, in onnxruntime (its own export, 1 and 2 threads) and in PyTorch eager
+(its own to_torch), side by side: batch-1 latency and batch-256 time per call.
+
+All contenders run in this one process, in interleaved rounds (each round times every contender once, in a
+rotated order), so that a load change on a shared machine hits them alike; the table gives the median over
+rounds and the ratios are of medians. Not a test: CI does not run it.
+
+    python benchmarks/bench_interop.py [--rounds 15] [--min-time 0.05] [--models mlp]
+
+Needs onnx, onnxruntime and torch==2.13.0 (``pip install "neurocore[onnx,torch]"``).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import tempfile
+import time
+
+import numpy as np
+
+import neurocore as nc
+
+MODELS = {
+    # the MLP of benchmarks/run.py's latency table
+    "mlp": ("784-128-10 MLP", lambda: [nc.Dense(784, 128), nc.ReLU(), nc.Dense(128, 10)]),
+}
+BATCHES = (1, 256)
+
+
+def contenders(model, batch, onnx_path):
+    """name -> (set-up, call) pairs; set-up runs before each timed block (thread counts)."""
+    import onnxruntime as ort
+    import torch
+
+    x = np.random.default_rng(0).standard_normal((batch, model.in_features)).astype(model.dtype)
+    xt = torch.from_numpy(x)
+    module = model.to_torch()
+    out = {}
+    for threads in (1, 2):
+        def nc_setup(n=threads):
+            nc.set_num_threads(n)
+        out[f"neurocore {threads}t"] = (nc_setup, lambda: model.predict(x))
+    for threads in (1, 2):
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        session = ort.InferenceSession(onnx_path, options, providers=["CPUExecutionProvider"])
+        out[f"onnxruntime {threads}t"] = (lambda: None, lambda s=session: s.run(["output"], {"input": x}))
+    for threads in (1, 2):
+        def torch_setup(n=threads):
+            torch.set_num_threads(n)
+
+        def torch_call():
+            with torch.no_grad():
+                return module(xt)
+        out[f"torch eager {threads}t"] = (torch_setup, torch_call)
+    reference = model.predict(x)
+    for name, (setup, call) in out.items():   # same answers first (float32 bounds of the tests)
+        setup()
+        got = call()
+        got = got.numpy() if hasattr(got, "numpy") else np.asarray(got[0] if isinstance(got, list) else got)
+        assert np.max(np.abs(got - reference)) <= 1e-5 * np.max(np.abs(reference)) * 2, name
+    return out
+
+
+def time_call(call, min_time):
+    """Seconds per call: calls in blocks until min_time has passed, best block of three."""
+    n = 1
+    while True:
+        start = time.perf_counter()
+        for _ in range(n):
+            call()
+        spent = time.perf_counter() - start
+        if spent >= min_time / 3:
+            break
+        n *= 2
+    best = spent / n
+    for _ in range(2):
+        start = time.perf_counter()
+        for _ in range(n):
+            call()
+        best = min(best, (time.perf_counter() - start) / n)
+    return best
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--rounds", type=int, default=15)
+    p.add_argument("--min-time", type=float, default=0.05, help="seconds per timed block (default 0.05)")
+    p.add_argument("--models", default=",".join(MODELS), help=f"comma-separated, of {', '.join(MODELS)}")
+    args = p.parse_args()
+    import onnxruntime as ort
+    import torch
+
+    print(f"neurocore {nc.__version__} ({nc.cpu_info().get('isa')}), onnxruntime {ort.__version__}, "
+          f"torch {torch.__version__}, numpy {np.__version__}, Python {platform.python_version()}, "
+          f"{os.cpu_count()} cores; {args.rounds} interleaved rounds, median; float32")
+    old_threads = nc.get_num_threads()
+    with tempfile.TemporaryDirectory() as folder:
+        for key in args.models.split(","):
+            title, layers = MODELS[key]
+            model = nc.Sequential(layers(), dtype="float32", seed=0)
+            path = os.path.join(folder, f"{key}.onnx")
+            model.to_onnx(path)
+            for batch in BATCHES:
+                entries = contenders(model, batch, path)
+                names = list(entries)
+                times = {name: [] for name in names}
+                for r in range(args.rounds):
+                    for name in names[r % len(names):] + names[:r % len(names)]:
+                        setup, call = entries[name]
+                        setup()
+                        times[name].append(time_call(call, args.min_time))
+                nc.set_num_threads(old_threads)
+                med = {name: statistics.median(t) for name, t in times.items()}
+                best_nc = min(med["neurocore 1t"], med["neurocore 2t"])
+                print(f"\n### {title}, batch {batch} (us per call, Python call included)\n")
+                print("| contender | median us | min us | time / neurocore best |")
+                print("|---|---:|---:|---:|")
+                for name in names:
+                    print(f"| {name} | {med[name] * 1e6:.1f} | {min(times[name]) * 1e6:.1f} | "
+                          f"{med[name] / best_nc:.2f} |")
+                best_ort = min(med["onnxruntime 1t"], med["onnxruntime 2t"])
+                print(f"\nneurocore (best of 1t/2t) is {best_ort / best_nc:.2f}x faster than onnxruntime "
+                      f"(best of 1t/2t), {med['onnxruntime 1t'] / med['neurocore 1t']:.2f}x at 1 thread each; "
+                      f"{min(med['torch eager 1t'], med['torch eager 2t']) / best_nc:.2f}x faster than torch eager")
+
+
+if __name__ == "__main__":
+    main()
