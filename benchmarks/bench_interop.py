@@ -16,9 +16,9 @@ import os
 import platform
 import statistics
 import tempfile
-import time
 
 import numpy as np
+from _common import time_call
 
 import neurocore as nc
 
@@ -70,24 +70,9 @@ def contenders(model, batch, onnx_path):
     return out
 
 
-def time_call(call, min_time):
-    """Seconds per call: calls in blocks until min_time has passed, best block of three."""
-    n = 1
-    while True:
-        start = time.perf_counter()
-        for _ in range(n):
-            call()
-        spent = time.perf_counter() - start
-        if spent >= min_time / 3:
-            break
-        n *= 2
-    best = spent / n
-    for _ in range(2):
-        start = time.perf_counter()
-        for _ in range(n):
-            call()
-        best = min(best, (time.perf_counter() - start) / n)
-    return best
+def best_of_three(call, min_time):
+    """Seconds per call: the best of three blocks of about min_time / 3 each."""
+    return min(time_call(call, min_time / 3) for _ in range(3))
 
 
 def main():
@@ -117,7 +102,7 @@ def main():
                     for name in names[r % len(names):] + names[:r % len(names)]:
                         setup, call = entries[name]
                         setup()
-                        times[name].append(time_call(call, args.min_time))
+                        times[name].append(best_of_three(call, args.min_time))
                 nc.set_num_threads(old_threads)
                 nc._core.set_isa(old_isa)
                 med = {name: statistics.median(t) for name, t in times.items()}
