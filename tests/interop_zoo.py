@@ -47,7 +47,16 @@ ZOO = {
     "odd_wide": lambda: [nc.Dense(37, 129), nc.GELU(), nc.Dense(129, 17), nc.ELU(0.5), nc.Dense(17, 33)],
     "single_unit": lambda: [nc.Dense(1, 1)],
     "ends_in_dropout": lambda: [nc.Dense(3, 4), nc.Sigmoid(), nc.Dropout(0.3)],
+    "lstm_last_step": lambda: [nc.LSTM(5, 8), nc.Dense(8, 3)],
+    "stacked_sequences": lambda: [nc.GRU(4, 6, return_sequences=True),
+                                  nc.RNN(6, 5, nonlinearity="relu", return_sequences=True), nc.Dense(5, 2), nc.Softmax()],
+    "recurrent_no_bias": lambda: [nc.RNN(3, 4, bias=False, return_sequences=True), nc.LSTM(4, 3, bias=False),
+                                  nc.GELU()],
+    "gru_one_step": lambda: [nc.GRU(2, 3), nc.Tanh()],
 }
+# per-sample input shapes of the models whose first layer does not fix one
+INPUT_SHAPES = {"lstm_last_step": (7, 5), "stacked_sequences": (6, 4), "recurrent_no_bias": (9, 3),
+                "gru_one_step": (1, 2)}
 
 
 def randomize(model, seed: int = 0) -> None:
@@ -62,22 +71,22 @@ def randomize(model, seed: int = 0) -> None:
             state[name] = rng.uniform(0.25, 4.0, value.shape)
         elif key == "weight" and bn:
             state[name] = 1 + 0.3 * rng.standard_normal(value.shape)
-        elif key == "weight":
-            state[name] = rng.standard_normal(value.shape) * math.sqrt(2.0 / value.shape[0])
+        elif key.startswith("weight"):   # fan-in: every axis but the last (Dense, Conv2D, recurrent)
+            state[name] = rng.standard_normal(value.shape) * math.sqrt(2.0 / math.prod(value.shape[:-1]))
         else:
             state[name] = 0.5 * rng.standard_normal(value.shape)
     model.load_state_dict(state)
 
 
 def zoo_model(name, dtype, seed: int = 0):
-    model = nc.Sequential(ZOO[name](), dtype=np.dtype(dtype).name, seed=0)
+    model = nc.Sequential(ZOO[name](), dtype=np.dtype(dtype).name, seed=0, input_shape=INPUT_SHAPES.get(name))
     randomize(model, seed)
     return model
 
 
 def inputs(model, batch: int, seed: int = 1):
     """N(0, 2^2) inputs, so that the negative branches of ELU/GELU/LeakyReLU are well used."""
-    return 2.0 * np.random.default_rng(seed).standard_normal((batch, model.in_features)).astype(model.dtype)
+    return 2.0 * np.random.default_rng(seed).standard_normal((batch, *model.input_shape)).astype(model.dtype)
 
 
 @st.composite

@@ -14,13 +14,21 @@ import neurocore as nc
 torch = pytest.importorskip("torch")
 nn = torch.nn
 from neurocore.interop import torch_convert  # noqa: E402  (needs torch)
+from neurocore.interop.torch_recurrent import Recurrent  # noqa: E402
 
 TORCH_DTYPES = {np.dtype(np.float32): torch.float32, np.dtype(np.float64): torch.float64}
 
 
 def run_torch(module, x):
+    """module(x) as NumPy; a bare recurrent module's (output, state) gives its output."""
     with torch.no_grad():
-        return module(torch.from_numpy(np.ascontiguousarray(x))).numpy()
+        out = module(torch.from_numpy(np.ascontiguousarray(x)))
+    return (out[0] if isinstance(out, tuple) else out).numpy()
+
+
+def torch_shape(shape):
+    """A sample shape as PyTorch takes it: images (C, H, W)."""
+    return (shape[2], shape[0], shape[1]) if len(shape) == 3 else tuple(shape)
 
 
 def assert_same_weights(a, b):
@@ -44,7 +52,7 @@ def test_to_torch_equals_predict_and_round_trips_bitwise(name, dtype):
     for batch in BATCHES:
         x = inputs(model, batch)
         assert_matches(run_torch(module, x), model.predict(x), dtype, f"{name} batch {batch}")
-    back = nc.from_torch(module)
+    back = nc.from_torch(module, input_shape=torch_shape(model.input_shape))
     assert back.dtype == model.dtype and back.get_config() == model.get_config()
     assert_same_weights(back, model)
 
@@ -77,22 +85,28 @@ def torch_zoo(dtype):
                                    plain_bn, nn.Softmax(dim=1)),
         "nested": nn.Sequential(nn.Sequential(nn.Linear(5, 8), nn.GELU()),
                                 torch_convert.Residual(nn.Linear(8, 8), nn.ELU()), nn.Linear(8, 2)),
+        "lstm": nn.Sequential(Recurrent(nn.LSTM(5, 8, batch_first=True)), nn.Linear(8, 3)),
+        "rnn_gru": nn.Sequential(Recurrent(nn.RNN(4, 6, nonlinearity="relu", batch_first=True), return_sequences=True),
+                                 nn.Linear(6, 5), nn.Tanh(), nn.GRU(5, 3, bias=False, batch_first=True)),
     }
     return {k: m.to(TORCH_DTYPES[np.dtype(dtype)]).eval() for k, m in zoo.items()}
 
 
-@pytest.mark.parametrize("name", ["mlp", "activations", "batchnorm", "nested"])
+TORCH_INPUT_SHAPES = {"lstm": (7, 5), "rnn_gru": (6, 4)}
+
+
+@pytest.mark.parametrize("name", ["mlp", "activations", "batchnorm", "nested", "lstm", "rnn_gru"])
 def test_from_torch_equals_torch_eval(name, dtype):
     module = torch_zoo(dtype)[name]
-    model = nc.from_torch(module)
+    model = nc.from_torch(module, input_shape=TORCH_INPUT_SHAPES.get(name))
     assert model.dtype == dtype
     for batch in BATCHES:
         x = inputs(model, batch)
         assert_matches(model.predict(x), run_torch(module, x), dtype, f"{name} batch {batch}")
     again = model.to_torch()
     x = inputs(model, 33)
-    assert np.array_equal(run_torch(again, x).shape, run_torch(module, x).shape)
-    assert_same_weights(nc.from_torch(again), model)
+    assert_matches(run_torch(again, x), run_torch(module, x), dtype, "to_torch(from_torch(m)) against m")
+    assert_same_weights(nc.from_torch(again, input_shape=TORCH_INPUT_SHAPES.get(name)), model)
 
 
 def test_from_torch_copies_the_weights():
@@ -110,7 +124,7 @@ def test_any_stack_converts_exactly_both_ways(stack, dtype, seed):
     module = model.to_torch()
     x = inputs(model, 5, seed)
     assert_matches(run_torch(module, x), model.predict(x), dtype)
-    assert_same_weights(nc.from_torch(module), model)
+    assert_same_weights(nc.from_torch(module, input_shape=torch_shape(model.input_shape)), model)
 
 
 # ------------------------------------------------------------------------------------------ refusals
@@ -138,10 +152,16 @@ class Custom(nn.Module):
     (lambda: nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4, momentum=None)), ValueError, "momentum=None"),
     (lambda: nn.Sequential(nn.Linear(3, 4), nn.Dropout(1.0)), ValueError, r"module 1 .*p must be in \[0, 1\)"),
     (lambda: nn.Sequential(nn.Linear(3, 4), nn.Linear(5, 2)), ValueError,
-     "do not form a neurocore model: .*expects 5 inputs but the layer before it produces 4"),
+     r"module 1 \(Linear.*\): Dense\(5, 2\) expects 5 inputs but the layer before it produces 4"),
     (lambda: nn.Sequential(nn.Linear(3, 4), nn.Linear(4, 2).double()), ValueError, "mixes dtypes"),
     (lambda: nn.Sequential(nn.Linear(3, 4).half()), ValueError, "torch.float16"),
-    (lambda: nn.Sequential(nn.ReLU()), ValueError, "needs at least one Dense"),
+    (lambda: nn.Sequential(nn.ReLU()), ValueError, "needs input_shape"),
+    (lambda: nn.Sequential(nn.LSTM(3, 4, batch_first=True)), ValueError,
+     r"module 0 .*LSTM needs the sequence length: pass input_shape=\(steps, 3\)"),
+    (lambda: nn.Sequential(nn.LSTM(3, 4)), ValueError, r"module 0 .*LSTM is supported with batch_first=True"),
+    (lambda: nn.Sequential(nn.GRU(3, 4, num_layers=2, batch_first=True)), ValueError, "num_layers=1"),
+    (lambda: nn.Sequential(nn.RNN(3, 4, bidirectional=True, batch_first=True)), ValueError, "bidirectional=False"),
+    (lambda: nn.Sequential(nn.LSTM(3, 4, proj_size=2, batch_first=True)), ValueError, "proj_size=0"),
 ])
 def test_unsupported_modules_are_refused_by_name(module, error, match):
     with pytest.raises(error, match=match):
@@ -149,9 +169,10 @@ def test_unsupported_modules_are_refused_by_name(module, error, match):
 
 
 @pytest.mark.parametrize("shape, error, match", [
-    ((4,), ValueError, r"input_shape \(4,\) does not match the module, which takes \(3,\)"),
-    ((3, 1), ValueError, "does not match"),
-    ((), ValueError, "non-empty"),
+    ((4,), ValueError, r"module 0 .*Dense\(3, 2\) expects 3 inputs but the layer before it produces 4"),
+    ((3, 1), ValueError, "expects 3 features per step but the layer before it produces 1"),
+    ((), ValueError, "1 to 3 sizes"),
+    ((1, 2, 3, 4), ValueError, "1 to 3 sizes"),
     ((0,), ValueError, ">= 1"),
     ((3.0,), TypeError, "tuple of ints"),
     (3, TypeError, "tuple of ints"),

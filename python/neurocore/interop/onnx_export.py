@@ -76,15 +76,15 @@ def build_model(model, opset: int = 17):
     from .. import __version__
 
     helper = onnx.helper
-    graph = _Graph(onnx, model.dtype, model.state_dict())
-    out = graph.export_layers(model.layers, "input", "layers")
+    graph = _Graph(onnx, model.dtype, model.state_dict(), opset)
+    out = graph.export_layers(model.layers, "input", "layers", tuple(model.input_shape))
     graph.rename_output(out, "output")
+    graph.prune()
     elem = helper.np_dtype_to_tensor_dtype(model.dtype)
-    out_shape = model.predict(np.zeros((0, model.in_features), model.dtype)).shape
     proto = helper.make_model_gen_version(
         helper.make_graph(graph.nodes, "neurocore.Sequential",
-                          [helper.make_tensor_value_info("input", elem, ["batch", model.in_features])],
-                          [helper.make_tensor_value_info("output", elem, ["batch", *out_shape[1:]])],
+                          [helper.make_tensor_value_info("input", elem, ["batch", *model.input_shape])],
+                          [helper.make_tensor_value_info("output", elem, ["batch", *model.output_shape])],
                           initializer=graph.initializers),
         producer_name="neurocore", producer_version=__version__,
         opset_imports=[helper.make_opsetid("", opset)])
@@ -93,20 +93,23 @@ def build_model(model, opset: int = 17):
 
 
 class _Graph:
-    """Nodes and initializers under construction; ``prefix`` is the state_dict name of the layer being
-    exported (``layers.3.layers.0``), which names its nodes and parameters."""
+    """Nodes and initializers under construction. While a layer is exported, ``prefix`` is its state_dict
+    name (``layers.3.layers.0``), which names its nodes and parameters, and ``shape`` the per-sample shape of
+    its input (channels-last images, batch-first sequences: the layout at every layer boundary)."""
 
-    def __init__(self, onnx, dtype, state):
-        self.onnx, self.dtype, self.state = onnx, np.dtype(dtype), state
+    def __init__(self, onnx, dtype, state, opset):
+        self.onnx, self.dtype, self.state, self.opset = onnx, np.dtype(dtype), state, opset
         self.float64 = self.dtype == np.float64
         self.nodes, self.initializers = [], []
-        self.prefix = ""
-        self._scalars = {}
+        self.prefix, self.shape = "", ()
+        self._constants = {}
 
-    def node(self, op: str, inputs, **attrs) -> str:
+    def node(self, op: str, inputs, outputs: int = 1, **attrs):
+        """Append a node; returns its output name (a list of names for ``outputs`` > 1)."""
         name = f"{self.prefix}/{op}_{len(self.nodes)}"
-        self.nodes.append(self.onnx.helper.make_node(op, list(inputs), [name], name=name, **attrs))
-        return name
+        names = [name] if outputs == 1 else [f"{name}:{k}" for k in range(outputs)]
+        self.nodes.append(self.onnx.helper.make_node(op, list(inputs), names, name=name, **attrs))
+        return names[0] if outputs == 1 else names
 
     def param(self, key: str, value=None) -> str:
         """An initializer named ``<prefix>.<key>``: the layer's state array, or ``value`` (derived from it)."""
@@ -117,30 +120,59 @@ class _Graph:
 
     def scalar(self, value: float) -> str:
         """A 0-d constant of the model's dtype, shared by every node that uses the same value."""
-        if value not in self._scalars:
-            name = f"const.{len(self._scalars)}"
-            self.initializers.append(self.onnx.numpy_helper.from_array(np.array(value, self.dtype), name))
-            self._scalars[value] = name
-        return self._scalars[value]
+        return self.constant(np.array(value, self.dtype))
 
-    def export_layers(self, layers, x: str, prefix: str) -> str:
+    def constant(self, array) -> str:
+        """An initializer holding ``array`` as it is (int64 axes, shapes, indices), shared by equal values."""
+        array = np.array(array, order="C")   # (ascontiguousarray would make a 0-d array 1-d)
+        key = (array.dtype.str, array.shape, array.tobytes())
+        if key not in self._constants:
+            name = f"const.{len(self._constants)}"
+            self.initializers.append(self.onnx.numpy_helper.from_array(array, name))
+            self._constants[key] = name
+        return self._constants[key]
+
+    def transpose(self, x: str, perm) -> str:
+        """Transpose x, or take back the input of the transpose that made x when ``perm`` undoes it (so that
+        NHWC -> NCHW -> op -> NHWC -> NCHW -> op ... keeps one transpose per end)."""
+        perm = list(perm)
+        source = next((n for n in reversed(self.nodes) if n.output[0] == x), None)
+        if source is not None and source.op_type == "Transpose":
+            before = list(source.attribute[0].ints)
+            if [before[p] for p in perm] == list(range(len(perm))):
+                return source.input[0]
+        return self.node("Transpose", [x], perm=perm)
+
+    def export_layers(self, layers, x: str, prefix: str, shape: tuple) -> str:
         for i, layer in enumerate(layers):
             name = f"{prefix}.{i}"
             export = _EXPORTERS.get(type(layer))
             if export is None:
                 raise ValueError(f"to_onnx: layer {name} {layer!r} ({type(layer).__name__}) has no ONNX exporter; "
                                  f"exportable kinds: {', '.join(sorted(k.__name__ for k in _EXPORTERS))}")
-            outer, self.prefix = self.prefix, name
+            outer = self.prefix, self.shape
+            self.prefix, self.shape = name, shape
             x = export(layer, self, x)
-            self.prefix = outer
+            self.prefix, self.shape = outer
+            shape = tuple(layer.output_shape(shape))
         return x
 
     def rename_output(self, x: str, name: str) -> None:
-        if self.nodes and self.nodes[-1].output[0] == x:   # the last node made it: nothing else reads it
-            self.nodes[-1].output[0] = name
+        producer = next((n for n in self.nodes if x in n.output), None)
+        if producer is not None and not any(x in n.input for n in self.nodes):
+            producer.output[list(producer.output).index(x)] = name
         else:
             self.prefix = "output"
             self.nodes.append(self.onnx.helper.make_node("Identity", [x], [name], name="output/Identity"))
+
+    def prune(self) -> None:
+        """Drop nodes whose outputs nothing reads (a transpose that ``transpose`` made redundant)."""
+        while True:
+            read = {"output"} | {i for n in self.nodes for i in n.input}
+            kept = [n for n in self.nodes if any(o in read for o in n.output)]
+            if len(kept) == len(self.nodes):
+                return
+            self.nodes = kept
 
 
 # ------------------------------------------------------------------------------------------ exporters
@@ -245,4 +277,7 @@ def _batchnorm(layer, g, x):
 
 @exporter(Residual)
 def _residual(layer, g, x):
-    return g.node("Add", [x, g.export_layers(layer.layers, x, f"{g.prefix}.layers")])
+    return g.node("Add", [x, g.export_layers(layer.layers, x, f"{g.prefix}.layers", g.shape)])
+
+
+from . import onnx_recurrent  # noqa: E402,F401  (registers its layer kinds)
