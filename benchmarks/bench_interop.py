@@ -24,7 +24,11 @@ import neurocore as nc
 
 MODELS = {
     # the MLP of benchmarks/run.py's latency table
-    "mlp": ("784-128-10 MLP", lambda: [nc.Dense(784, 128), nc.ReLU(), nc.Dense(128, 10)]),
+    "mlp": ("784-128-10 MLP", None, lambda: [nc.Dense(784, 128), nc.ReLU(), nc.Dense(128, 10)]),
+    # LeNet-5 on 28x28 grey images (padding 2 in the first convolution, max pooling)
+    "lenet": ("LeNet-5 (28x28x1)", (28, 28, 1), lambda: [
+        nc.Conv2D(1, 6, 5, padding=2), nc.ReLU(), nc.MaxPool2D(2), nc.Conv2D(6, 16, 5), nc.ReLU(), nc.MaxPool2D(2),
+        nc.Flatten(), nc.Dense(400, 120), nc.ReLU(), nc.Dense(120, 84), nc.ReLU(), nc.Dense(84, 10)]),
 }
 BATCHES = (1, 256)
 
@@ -34,8 +38,8 @@ def contenders(model, batch, onnx_path):
     import onnxruntime as ort
     import torch
 
-    x = np.random.default_rng(0).standard_normal((batch, model.in_features)).astype(model.dtype)
-    xt = torch.from_numpy(x)
+    x = np.random.default_rng(0).standard_normal((batch, *model.input_shape)).astype(model.dtype)
+    xt = torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2)) if x.ndim == 4 else x)   # torch: NCHW
     module = model.to_torch()
     out = {}
     default_isa = nc._core.get_isa()
@@ -90,8 +94,8 @@ def main():
     old_threads, old_isa = nc.get_num_threads(), nc._core.get_isa()
     with tempfile.TemporaryDirectory() as folder:
         for key in args.models.split(","):
-            title, layers = MODELS[key]
-            model = nc.Sequential(layers(), dtype="float32", seed=0)
+            title, input_shape, layers = MODELS[key]
+            model = nc.Sequential(layers(), dtype="float32", seed=0, input_shape=input_shape)
             path = os.path.join(folder, f"{key}.onnx")
             model.to_onnx(path)
             for batch in BATCHES:

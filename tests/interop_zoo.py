@@ -53,9 +53,18 @@ ZOO = {
     "recurrent_no_bias": lambda: [nc.RNN(3, 4, bias=False, return_sequences=True), nc.LSTM(4, 3, bias=False),
                                   nc.GELU()],
     "gru_one_step": lambda: [nc.GRU(2, 3), nc.Tanh()],
+    "lenet": lambda: [nc.Conv2D(1, 6, 5, padding=2), nc.ReLU(), nc.MaxPool2D(2), nc.Conv2D(6, 8, 3), nc.ReLU(),
+                      nc.AvgPool2D(2), nc.Flatten(), nc.Dense(32, 10), nc.Softmax()],
+    "conv_odd": lambda: [nc.Conv2D(3, 5, (3, 2), stride=(2, 1), padding=(1, 0), bias=False), nc.BatchNorm(5),
+                         nc.GELU(), nc.MaxPool2D(3, stride=2, padding=1), nc.Conv2D(5, 4, 3, padding="same"),
+                         nc.ELU(), nc.AvgPool2D(3, stride=2, padding=1), nc.GlobalAvgPool2D(), nc.Dense(4, 3)],
+    "conv_residual": lambda: [nc.Conv2D(2, 4, 2, padding="same"),
+                              nc.Residual([nc.Conv2D(4, 4, 3, padding="same"), nc.LeakyReLU(0.1), nc.Conv2D(4, 4, 1)]),
+                              nc.Dropout(0.2), nc.Tanh(), nc.Softmax()],
 }
 # per-sample input shapes of the models whose first layer does not fix one
-INPUT_SHAPES = {"lstm_last_step": (7, 5), "stacked_sequences": (6, 4), "recurrent_no_bias": (9, 3),
+INPUT_SHAPES = {"lenet": (12, 12, 1), "conv_odd": (11, 9, 3), "conv_residual": (5, 6, 2),
+                "lstm_last_step": (7, 5), "stacked_sequences": (6, 4), "recurrent_no_bias": (9, 3),
                 "gru_one_step": (1, 2)}
 
 

@@ -71,10 +71,10 @@ def _maxpool2d(layer, g, x):
 @exporter(AvgPool2D)
 def _avgpool2d(layer, g, x):
     kh, kw = layer.kernel_size
-    if g.float64:   # zero padding counted: the sum over the window over kh*kw
+    if g.float64:   # zero padding counted: the sum over the window times 1 / (kh kw), as the core computes it
         views = _windows(g, x, layer.kernel_size, layer.stride, layer._pads(), 0.0)
         total = views[0] if len(views) == 1 else g.node("Sum", views)
-        return g.node("Div", [total, g.scalar(float(kh * kw))])
+        return g.node("Mul", [total, g.scalar(1.0 / (kh * kw))])
     y = g.node("AveragePool", [g.transpose(x, _TO_NCHW)], kernel_shape=[kh, kw], strides=list(layer.stride),
                pads=_onnx_pads(layer._pads()), count_include_pad=1)
     return g.transpose(y, _TO_NHWC)

@@ -52,7 +52,6 @@ def _flatten_to_torch(layer, ctx):
 
 @from_torch_converter(nn.Conv2d)
 def _conv2d_from_torch(m, ctx):
-    ctx.image("Conv2d")
     problems = []
     if _single(m.dilation) != 1:
         problems.append("dilation=1")
@@ -62,6 +61,7 @@ def _conv2d_from_torch(m, ctx):
         problems.append("padding_mode='zeros'")
     if problems:
         raise ValueError("Conv2d is supported with " + ", ".join(problems))
+    ctx.image("Conv2d")
     padding = m.padding if isinstance(m.padding, str) else tuple(m.padding)
     layer = nc_layers.Conv2D(m.in_channels, m.out_channels, tuple(m.kernel_size), stride=tuple(m.stride),
                              padding=padding, bias=m.bias is not None)
@@ -124,6 +124,8 @@ def _batchnorm2d_from_torch(m, ctx):
 def _flatten_from_torch(m, ctx):
     if m.start_dim != 1 or m.end_dim != -1:
         raise ValueError(f"only Flatten(start_dim=1, end_dim=-1) is supported, got {m.start_dim}, {m.end_dim}")
+    if ctx.shape is not None and len(ctx.shape) == 1:   # already flat (after AdaptiveAvgPool2d(1)): a no-op
+        return None, {}
     if is_image(ctx.shape) and ctx.layout == "torch":   # torch's (c, h, w) order: the next Linear takes it
         ctx.pending, ctx.pending_path = ctx.shape, ctx.path
     return nc_layers.Flatten(), {}
