@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import importlib
 
-__all__ = ["from_torch", "require"]
+__all__ = ["from_torch", "require", "entry_for"]
 
 
 def require(module: str, extra: str, feature: str):
@@ -21,6 +21,16 @@ def require(module: str, extra: str, feature: str):
     except ImportError as exc:
         raise ImportError(f"{feature} needs the {module!r} package, which is not installed: "
                           f'pip install "neurocore[{extra}]"') from exc
+
+
+def entry_for(registry: dict, layer, name: str, action: str, what: str):
+    """``registry[type(layer)]``, or a ValueError naming the layer, its position and the kinds that have one.
+    Exact types: a subclass may compute something else, so it is never taken for its base."""
+    entry = registry.get(type(layer))
+    if entry is None:
+        raise ValueError(f"{action}: layer {name} {layer!r} ({type(layer).__name__}) has no {what}; kinds that have "
+                         f"one: {', '.join(sorted(k.__name__ for k in registry))}")
+    return entry
 
 
 def from_torch(module, input_shape=None):

@@ -33,7 +33,7 @@ from ..layers import (
     Softmax,
     Tanh,
 )
-from . import require
+from . import entry_for, require
 
 __all__ = ["to_onnx", "build_model", "exporter", "MIN_OPSET"]
 
@@ -146,10 +146,7 @@ class _Graph:
     def export_layers(self, layers, x: str, prefix: str, shape: tuple) -> str:
         for i, layer in enumerate(layers):
             name = f"{prefix}.{i}"
-            export = _EXPORTERS.get(type(layer))
-            if export is None:
-                raise ValueError(f"to_onnx: layer {name} {layer!r} ({type(layer).__name__}) has no ONNX exporter; "
-                                 f"exportable kinds: {', '.join(sorted(k.__name__ for k in _EXPORTERS))}")
+            export = entry_for(_EXPORTERS, layer, name, "to_onnx", "ONNX exporter")
             outer = self.prefix, self.shape
             self.prefix, self.shape = name, shape
             x = export(layer, self, x)

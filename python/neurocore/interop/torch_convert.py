@@ -22,6 +22,7 @@ from torch import nn
 
 from .. import layers as nc_layers
 from ..model import Sequential
+from . import entry_for
 
 __all__ = ["Residual", "Permute", "to_torch", "from_torch", "to_torch_converter", "from_torch_converter"]
 
@@ -102,10 +103,7 @@ class _ToTorch:
         modules = []
         for i, layer in enumerate(layers):
             name = f"{prefix}.{i}"
-            convert = _TO_TORCH.get(type(layer))
-            if convert is None:
-                raise ValueError(f"to_torch: layer {name} {layer!r} ({type(layer).__name__}) has no PyTorch "
-                                 f"converter; convertible kinds: {', '.join(sorted(k.__name__ for k in _TO_TORCH))}")
+            convert = entry_for(_TO_TORCH, layer, name, "to_torch", "PyTorch converter")
             outer, self.prefix = self.prefix, name
             made = convert(layer, self)
             modules.extend(made if isinstance(made, list) else [made])
