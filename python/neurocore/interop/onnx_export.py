@@ -277,4 +277,4 @@ def _residual(layer, g, x):
     return g.node("Add", [x, g.export_layers(layer.layers, x, f"{g.prefix}.layers", g.shape)])
 
 
-from . import onnx_recurrent  # noqa: E402,F401  (registers its layer kinds)
+from . import onnx_conv, onnx_recurrent  # noqa: E402,F401  (register their layer kinds)

@@ -422,4 +422,4 @@ def _dropout_from_torch(m, ctx):
     return nc_layers.Dropout(m.p), {}
 
 
-from . import torch_recurrent  # noqa: E402,F401  (registers its layer kinds)
+from . import torch_conv, torch_recurrent  # noqa: E402,F401  (register their layer kinds)
