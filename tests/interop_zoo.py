@@ -53,6 +53,7 @@ ZOO = {
     "recurrent_no_bias": lambda: [nc.RNN(3, 4, bias=False, return_sequences=True), nc.LSTM(4, 3, bias=False),
                                   nc.GELU()],
     "gru_one_step": lambda: [nc.GRU(2, 3), nc.Tanh()],
+    "sequence_batchnorm": lambda: [nc.LSTM(3, 4, return_sequences=True), nc.BatchNorm(4), nc.Dense(4, 2)],
     "lenet": lambda: [nc.Conv2D(1, 6, 5, padding=2), nc.ReLU(), nc.MaxPool2D(2), nc.Conv2D(6, 8, 3), nc.ReLU(),
                       nc.AvgPool2D(2), nc.Flatten(), nc.Dense(32, 10), nc.Softmax()],
     "conv_odd": lambda: [nc.Conv2D(3, 5, (3, 2), stride=(2, 1), padding=(1, 0), bias=False), nc.BatchNorm(5),
@@ -65,7 +66,7 @@ ZOO = {
 # per-sample input shapes of the models whose first layer does not fix one
 INPUT_SHAPES = {"lenet": (12, 12, 1), "conv_odd": (11, 9, 3), "conv_residual": (5, 6, 2),
                 "lstm_last_step": (7, 5), "stacked_sequences": (6, 4), "recurrent_no_bias": (9, 3),
-                "gru_one_step": (1, 2)}
+                "gru_one_step": (1, 2), "sequence_batchnorm": (5, 3)}
 
 
 def randomize(model, seed: int = 0) -> None:

@@ -14,6 +14,7 @@ import neurocore as nc
 torch = pytest.importorskip("torch")
 nn = torch.nn
 from neurocore.interop import torch_convert  # noqa: E402  (needs torch)
+from neurocore.interop.torch_convert import Permute  # noqa: E402
 from neurocore.interop.torch_recurrent import Recurrent  # noqa: E402
 
 TORCH_DTYPES = {np.dtype(np.float32): torch.float32, np.dtype(np.float64): torch.float64}
@@ -86,6 +87,9 @@ TORCH_ZOO = {   # torch modules as people write them, with every supported kind 
     "rnn_gru": lambda: nn.Sequential(
         Recurrent(nn.RNN(4, 6, nonlinearity="relu", batch_first=True), return_sequences=True),
         nn.Linear(6, 5), nn.Tanh(), nn.GRU(5, 3, bias=False, batch_first=True)),
+    "sequence_batchnorm": lambda: nn.Sequential(
+        Recurrent(nn.GRU(3, 4, batch_first=True), return_sequences=True), torch_convert.Permute(0, 2, 1),
+        nn.BatchNorm1d(4), torch_convert.Permute(0, 2, 1), nn.Linear(4, 2)),
     "cnn": lambda: nn.Sequential(nn.Conv2d(3, 6, 3, padding=1), nn.BatchNorm2d(6), nn.ReLU(), nn.MaxPool2d(2),
                                  nn.Conv2d(6, 8, (3, 2), stride=(1, 2)), nn.GELU(),
                                  nn.AvgPool2d(3, stride=1, padding=1), nn.Flatten(), nn.Linear(72, 5),
@@ -113,7 +117,7 @@ def torch_model(name, dtype):
     return module.to(TORCH_DTYPES[np.dtype(dtype)]).eval()
 
 
-TORCH_INPUT_SHAPES = {"lstm": (7, 5), "rnn_gru": (6, 4), "cnn": (3, 10, 12), "global_pool": (2, 7, 7),
+TORCH_INPUT_SHAPES = {"lstm": (7, 5), "rnn_gru": (6, 4), "sequence_batchnorm": (5, 3), "cnn": (3, 10, 12), "global_pool": (2, 7, 7),
                       "channel_softmax": (2, 4, 5), "flatten_batchnorm": (1, 4, 5)}
 
 
@@ -191,13 +195,25 @@ def test_unsupported_modules_are_refused_by_name(module, error, match):
 
 
 @pytest.mark.parametrize("modules, match", [
+    ([nn.BatchNorm1d(3)], r"module 0 .*normalises axis 1, the steps"),
+    ([nn.Tanh(), Permute(0, 2, 1)], r"ends with a sequence's features on axis 1"),
+    ([Permute(0, 2, 1), nn.Linear(5, 2)], r"module 1 .*acts on the last axis of a tensor whose channels/features"),
+    ([Permute(0, 2, 1), nn.GRU(3, 2, batch_first=True)], r"module 1 .*features are on axis 1"),
+    ([Permute(0, 2, 1), nn.Softmax(dim=-1)], r"module 1 .*Softmax\(dim=-1\)"),
+])
+def test_unsupported_sequence_modules_are_refused_by_name(modules, match):
+    with pytest.raises(ValueError, match=match):
+        nc.from_torch(nn.Sequential(*modules), input_shape=(5, 3))
+
+
+@pytest.mark.parametrize("modules, match", [
     ([nn.Conv2d(2, 2, 3, dilation=2)], "dilation=1"),
     ([nn.Conv2d(2, 2, 3, groups=2)], "groups=1"),
     ([nn.Conv2d(2, 2, 3, padding=1, padding_mode="reflect")], "padding_mode='zeros'"),
     ([nn.Conv2d(2, 2, 3), nn.MaxPool2d(2, ceil_mode=True)], "module 1 .*ceil_mode=False"),
     ([nn.Conv2d(2, 2, 3), nn.AvgPool2d(2, count_include_pad=False)], "count_include_pad=True"),
     ([nn.Conv2d(2, 2, 3), nn.AdaptiveAvgPool2d(2)], r"AdaptiveAvgPool2d\(1\)"),
-    ([nn.Conv2d(2, 2, 3), nn.Linear(4, 2)], r"module 1 .*W axis"),
+    ([nn.Conv2d(2, 2, 3), nn.Linear(4, 2)], r"module 1 .*acts on the last axis of a tensor whose channels"),
     ([nn.Conv2d(2, 2, 3), nn.Flatten()], r"module 1 flattens an NCHW image"),
     ([nn.Conv2d(2, 2, 3), nn.Softmax(dim=-1)], r"Softmax\(dim=-1\)"),
     ([nn.Flatten(), nn.Linear(72, 2), nn.Conv2d(2, 2, 1)], r"module 2 .*Conv2d takes \(N, C, H, W\) images"),

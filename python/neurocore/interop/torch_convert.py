@@ -215,6 +215,9 @@ def from_torch(module, input_shape=None) -> Sequential:
     layers = ctx.convert_modules(module, "")
     if not layers:
         raise ValueError("from_torch: the torch.nn.Sequential has no module neurocore computes with")
+    if ctx.shape is not None and len(ctx.shape) == 2 and ctx.layout == "torch":
+        raise ValueError("from_torch: the module ends with a sequence's features on axis 1 (N, F, T); neurocore's "
+                         "sequences are (N, T, F): end with Permute(0, 2, 1)")
     if ctx.pending is not None:
         raise ValueError(f"from_torch: module {ctx.pending_path} flattens an NCHW image in PyTorch's (c, h, w) "
                          "order and no Linear follows to take it; neurocore flattens in (h, w, c) order")
@@ -230,7 +233,7 @@ def from_torch(module, input_shape=None) -> Sequential:
 
 class _FromTorch:
     """``shape``: our per-sample shape at this point (None until known); ``layout``: "torch" while the torch
-    tensor is an NCHW image; ``pending``: the (H, W, C) of an image torch flattened in (c, h, w) order."""
+    tensor has its channels/features on axis 1 (an NCHW image, or a sequence after Permute(0, 2, 1)); ``pending``: the (H, W, C) of an image torch flattened in (c, h, w) order."""
 
     def __init__(self, input_shape):
         self.arrays = []   # (neurocore layer, {key: array}) to copy once the model exists
@@ -270,7 +273,7 @@ class _FromTorch:
             self.shape = layer.fixed_input_shape()   # ValueError when it needs input_shape (Conv2D)
         if self.shape is not None:
             self.shape = tuple(layer.output_shape(self.shape))
-            if not is_image(self.shape):
+            if len(self.shape) == 1:
                 self.layout = "ours"
 
     def image(self, what: str) -> tuple:
@@ -317,9 +320,9 @@ def _unflatten_rows(array: np.ndarray, image: tuple) -> np.ndarray:
 
 @from_torch_converter(nn.Linear)
 def _linear_from_torch(m, ctx):
-    if is_image(ctx.shape) and ctx.layout == "torch":
-        raise ValueError("Linear on an (N, C, H, W) image acts on its W axis, which neurocore has no layer for; "
-                         "flatten first")
+    if ctx.shape is not None and len(ctx.shape) > 1 and ctx.layout == "torch":
+        raise ValueError("Linear here acts on the last axis of a tensor whose channels/features are on axis 1 "
+                         "(an (N, C, H, W) image or (N, F, T) sequence), which neurocore has no layer for")
     layer = nc_layers.Dense(m.in_features, m.out_features, bias=m.bias is not None)
     weight = numpy(m.weight).T
     if ctx.pending is not None:
@@ -332,9 +335,9 @@ def _linear_from_torch(m, ctx):
 
 @from_torch_converter(nn.BatchNorm1d)
 def _batchnorm_from_torch(m, ctx):
-    if ctx.shape is not None and len(ctx.shape) == 2:
-        raise ValueError("BatchNorm1d on (N, C, L) tensors normalises axis 1, not the features neurocore's "
-                         "BatchNorm normalises on sequences")
+    if ctx.shape is not None and len(ctx.shape) == 2 and ctx.layout != "torch":
+        raise ValueError("BatchNorm1d on an (N, T, F) sequence normalises axis 1, the steps; neurocore's BatchNorm "
+                         "normalises the features (Permute(0, 2, 1) around BatchNorm1d does that in torch)")
     layer, arrays = _batchnorm(m)
     if ctx.pending is not None:   # per-feature vectors in torch's flatten order
         arrays = {k: _unflatten_rows(v, ctx.pending) for k, v in arrays.items()}
@@ -367,8 +370,12 @@ def _residual_from_torch(m, ctx):
 
 @from_torch_converter(Permute)
 def _permute_from_torch(m, ctx):
+    if ctx.shape is not None and len(ctx.shape) == 2 and m.dims == (0, 2, 1):   # sequences: swap steps, features
+        ctx.layout = "ours" if ctx.layout == "torch" else "torch"
+        return None, {}
     if not is_image(ctx.shape) or m.dims not in (TO_CHANNELS_LAST, TO_CHANNELS_FIRST):
-        raise ValueError(f"only {TO_CHANNELS_LAST} and {TO_CHANNELS_FIRST} on images are supported")
+        raise ValueError(f"only {TO_CHANNELS_LAST} and {TO_CHANNELS_FIRST} on images and (0, 2, 1) on sequences "
+                         "are supported")
     want = "ours" if m.dims == TO_CHANNELS_LAST else "torch"
     if ctx.layout == want:
         raise ValueError(f"the image is already {'channels-last' if want == 'ours' else 'NCHW'} here")
@@ -407,8 +414,8 @@ def _gelu_from_torch(m, ctx):
 def _softmax_from_torch(m, ctx):
     # neurocore's Softmax runs over our last axis: the features, a sequence's features, an image's channels
     rank = None if ctx.shape is None else len(ctx.shape) + 1
-    if rank == 4 and ctx.layout == "torch":
-        ok = m.dim in (1, -3)
+    if rank in (3, 4) and ctx.layout == "torch":   # channels/features on axis 1
+        ok = m.dim in (1, 1 - rank)
     else:
         ok = m.dim == -1 or (rank is not None and m.dim == rank - 1) or (rank is None and m.dim == 1)
     if not ok:

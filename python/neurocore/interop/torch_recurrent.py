@@ -77,6 +77,8 @@ def _recurrent(m, ctx, return_sequences: bool):
         raise ValueError(f"{name} is supported with " + ", ".join(problems))
     if ctx.shape is None:
         raise ValueError(f"{name} needs the sequence length: pass input_shape=(steps, {m.input_size})")
+    if ctx.layout == "torch":
+        raise ValueError(f"{name} takes (N, T, F) sequences, but here the features are on axis 1")
     options = {"nonlinearity": m.nonlinearity} if isinstance(m, nn.RNN) else {}
     layer = _OURS[type(m)](m.input_size, m.hidden_size, return_sequences=return_sequences, bias=m.bias, **options)
     arrays = {"weight_ih": numpy(m.weight_ih_l0).T, "weight_hh": numpy(m.weight_hh_l0).T}
