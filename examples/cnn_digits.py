@@ -10,8 +10,6 @@ import argparse
 import os
 import time
 
-import numpy as np
-
 import neurocore as nc
 from neurocore.datasets import load_digits, train_test_split
 

@@ -21,8 +21,8 @@ def same_pads(kh, kw):
 
 
 def _pad(x, pads, value=0.0):
-    t, b, l, r = pads
-    return np.pad(x, ((0, 0), (t, b), (l, r), (0, 0)), constant_values=value)
+    top, bottom, left, right = pads
+    return np.pad(x, ((0, 0), (top, bottom), (left, right), (0, 0)), constant_values=value)
 
 
 def _cell(xp, i, j, stride, oh, ow):
@@ -49,7 +49,7 @@ def conv2d_backward(x, w, dy, stride, pads):
     x, w, dy = (np.asarray(a, np.float64) for a in (x, w, dy))
     kh, kw = w.shape[:2]
     oh, ow = dy.shape[1:3]
-    t, b, l, r = pads
+    top, bottom, left, right = pads
     xp = _pad(x, pads)
     dxp = np.zeros_like(xp)
     dw = np.zeros_like(w)
@@ -58,7 +58,7 @@ def conv2d_backward(x, w, dy, stride, pads):
         for j in range(kw):
             dw[i, j] = np.einsum("npqc,npqo->co", _cell(xp, i, j, stride, oh, ow), dy)
             dxp[:, i:i + sh * (oh - 1) + 1:sh, j:j + sw * (ow - 1) + 1:sw, :] += np.einsum("npqo,co->npqc", dy, w[i, j])
-    dx = dxp[:, t:t + x.shape[1], l:l + x.shape[2], :]
+    dx = dxp[:, top:top + x.shape[1], left:left + x.shape[2], :]
     return dx, dw, dy.sum(axis=(0, 1, 2))
 
 
@@ -80,11 +80,11 @@ def maxpool_backward(x, dy, kernel, stride, pads):
     win = _windows(x, kernel, stride, pads, -np.inf)
     cell = win.argmax(axis=-1)
     n, oh, ow, c = dy.shape
-    t, _, l, _ = pads
+    top, _, left, _ = pads
     dx = np.zeros(x.shape)
     nn, pp, qq, cc = np.meshgrid(range(n), range(oh), range(ow), range(c), indexing="ij")
-    rows = pp * stride[0] + cell // kernel[1] - t
-    cols = qq * stride[1] + cell % kernel[1] - l
+    rows = pp * stride[0] + cell // kernel[1] - top
+    cols = qq * stride[1] + cell % kernel[1] - left
     np.add.at(dx, (nn, rows, cols, cc), np.asarray(dy, np.float64))
     return dx
 
@@ -96,10 +96,10 @@ def avgpool_forward(x, kernel, stride, pads):
 def avgpool_backward(x, dy, kernel, stride, pads):
     kh, kw = kernel
     sh, sw = stride
-    t, b, l, r = pads
+    top, bottom, left, right = pads
     oh, ow = dy.shape[1:3]
-    dxp = np.zeros((x.shape[0], x.shape[1] + t + b, x.shape[2] + l + r, x.shape[3]))
+    dxp = np.zeros((x.shape[0], x.shape[1] + top + bottom, x.shape[2] + left + right, x.shape[3]))
     for i in range(kh):
         for j in range(kw):
             dxp[:, i:i + sh * (oh - 1) + 1:sh, j:j + sw * (ow - 1) + 1:sw, :] += np.asarray(dy, np.float64) / (kh * kw)
-    return dxp[:, t:t + x.shape[1], l:l + x.shape[2], :]
+    return dxp[:, top:top + x.shape[1], left:left + x.shape[2], :]

@@ -12,10 +12,9 @@ import math
 import numpy as np
 import pytest
 import reference_conv as rc
-from conftest import assert_close
-from reliability import kernel_set, thread_count
 
 import neurocore as nc
+from conftest import assert_close
 
 # (N, H, W, C_in, C_out, kernel_size, stride, padding)
 CONV_CASES = [

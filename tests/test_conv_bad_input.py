@@ -17,12 +17,12 @@ import warnings
 import numpy as np
 import pytest
 import reference_conv as rc
-from conftest import assert_close, assert_unchanged, snapshot
 from hypothesis import given
 from hypothesis import strategies as st
 from reliability import DTYPES, ISAS, kernel_set, property_settings, thread_count
 
 import neurocore as nc
+from conftest import assert_close, assert_unchanged, snapshot
 
 BAD = (ValueError, TypeError, OverflowError)
 

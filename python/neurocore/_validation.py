@@ -109,7 +109,7 @@ def as_batch(x, dtype: np.dtype, name: str, shape: tuple, owner="", *, allow_emp
     if arr.shape[1:] != tuple(shape) or arr.ndim != len(shape) + 1:
         hint = ""
         if arr.shape == tuple(shape):
-            hint = f" (use x[None] for a single sample)"
+            hint = " (use x[None] for a single sample)"
         elif arr.ndim == len(shape) + 1 and arr.shape[-1] != shape[-1] and arr.shape[1] == shape[-1]:
             hint = " (images are channels-last: (N, H, W, C); use x.transpose(0, 2, 3, 1) for (N, C, H, W))"
         raise ValueError(f"{who} of shape {want}, got shape {arr.shape}{hint}")
