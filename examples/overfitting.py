@@ -1,17 +1,20 @@
 """Overfitting on a small training set, and three of the lecture's remedies: weight decay, dropout and
 early stopping. 150 training digits, a wide MLP, the other 1,647 digits for validation.
 
-    pip install ".[plot]" && python examples/overfitting.py [--out examples/overfitting.png]
+    pip install ".[plot]" && python examples/overfitting.py [--out overfitting.png] [--quick]
 
-Left: validation loss per epoch. Right: validation accuracy per epoch.
+Left: validation loss per epoch. Right: validation accuracy per epoch (default: overfitting.png next to
+this script).
 """
 import argparse
+import pathlib
 
 import numpy as np
 
 import neurocore as nc
 from neurocore.datasets import load_digits, train_test_split
 
+HERE = pathlib.Path(__file__).resolve().parent
 EPOCHS = 150
 
 
@@ -34,7 +37,8 @@ RUNS = {
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", default="examples/overfitting.png")
+    parser.add_argument("--out", type=pathlib.Path, default=HERE / "overfitting.png")
+    parser.add_argument("--quick", action="store_true", help="a few epochs (a smoke test)")
     args = parser.parse_args()
     import matplotlib
 
@@ -47,7 +51,7 @@ def main():
     for name, run in RUNS.items():
         model = nc.Sequential(run["layers"], seed=0)
         hist = model.fit(x_train, y_train, optimizer=nc.SGD(lr=0.01, momentum=0.9, weight_decay=run["weight_decay"]),
-                         epochs=EPOCHS, batch_size=16, seed=0, validation_data=(x_val, y_val),
+                         epochs=3 if args.quick else EPOCHS, batch_size=16, seed=0, validation_data=(x_val, y_val),
                          callbacks=run["callbacks"], verbose=0)
         final = model.evaluate(x_val, y_val)
         best = int(np.argmin(hist["val_loss"]))

@@ -1,18 +1,20 @@
 """The lecture's vanishing-gradient problem, measured: a 10-layer sigmoid MLP on the digits, next to the
 same network with ReLU, with BatchNorm, and with residual blocks.
 
-    pip install ".[plot]" && python examples/vanishing_gradients.py [--out examples/vanishing_gradients.png]
+    pip install ".[plot]" && python examples/vanishing_gradients.py [--out vanishing_gradients.png] [--quick]
 
 Left: the mean gradient norm of each Dense layer's weights over the first epoch (history["grad_norm"],
-computed in C++). Right: the training loss per epoch.
+computed in C++). Right: the training loss per epoch (default: vanishing_gradients.png next to this script).
 """
 import argparse
+import pathlib
 
 import numpy as np
 
 import neurocore as nc
 from neurocore.datasets import load_digits
 
+HERE = pathlib.Path(__file__).resolve().parent
 DEPTH, WIDTH = 10, 64
 
 
@@ -47,9 +49,12 @@ NETWORKS = {
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", default="examples/vanishing_gradients.png")
+    parser.add_argument("--out", type=pathlib.Path, default=HERE / "vanishing_gradients.png")
     parser.add_argument("--epochs", type=int, default=15)
+    parser.add_argument("--quick", action="store_true", help="2 epochs (a smoke test)")
     args = parser.parse_args()
+    if args.quick:
+        args.epochs = 2
     import matplotlib
 
     matplotlib.use("Agg")
