@@ -18,6 +18,7 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 # example -> (extra modules it needs, a line its output must contain)
 PLOTTING = {
     "perceptron": (("matplotlib", "sklearn"), "relative difference"),
+    "activations": (("matplotlib",), "sigmoid derivative from backward"),
     "autoencoder": (("matplotlib",), "logistic regression on autoencoder codes"),
     "transfer": (("matplotlib",), "from scratch on the same 50 images: mean"),
     "overfitting": (("matplotlib",), "early stopping"),
