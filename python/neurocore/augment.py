@@ -10,6 +10,12 @@ class GaussianNoise:
     """Adds N(0, std^2) noise to every input of every training batch (``fit(..., augment=GaussianNoise(0.1))``).
 
     Drawn in C++ from the model's seeded generator: no Python call per batch, reproducible with ``fit(seed=)``.
+    Only training batches get noise; validation, ``predict`` and ``evaluate`` see the data as it is.
+
+    Parameters
+    ----------
+    std : float >= 0
+        The standard deviation (TypeError for a non-number, ValueError for negative or non-finite values).
     """
 
     def __init__(self, std: float):

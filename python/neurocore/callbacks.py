@@ -30,6 +30,17 @@ class EarlyStopping:
     mode : 'min' or 'max' ('auto': 'max' for accuracies, else 'min')
     restore_best_weights : at the end of fit, put back the parameters (and BatchNorm statistics) of the
         best epoch
+
+    Attributes
+    ----------
+    best_epoch, stopped_epoch : int or None
+        The epoch (from 0) with the best value, and the one at which training stopped.
+
+    Raises
+    ------
+    TypeError, ValueError
+        Arguments of the wrong type or range; ``fit`` raises ValueError before training when it does not
+        report ``monitor`` (e.g. 'val_loss' without validation data).
     """
 
     def __init__(self, monitor: str = "val_loss", patience: int = 5, min_delta: float = 0.0, mode: str = "auto",
@@ -49,11 +60,13 @@ class EarlyStopping:
         self.stopped_epoch = None
 
     def on_train_begin(self, model) -> None:
+        """Called by fit before the first epoch: resets the state, so one instance can serve several fits."""
         self._model = model
         self.best = math.inf if self.mode == "min" else -math.inf
         self.best_epoch, self.stopped_epoch, self._wait, self._snapshot = None, None, 0, None
 
     def __call__(self, epoch: int, metrics: dict):
+        """Called by fit after each epoch with its metrics; returns False to stop training."""
         if self.monitor not in metrics:
             raise ValueError(f"EarlyStopping monitors {self.monitor!r}, which this fit does not report "
                              f"(it reports {sorted(metrics)}); pass validation data or monitor='loss'")
@@ -71,6 +84,7 @@ class EarlyStopping:
         return True
 
     def on_train_end(self, model) -> None:
+        """Called by fit at the end (also after an interruption): restores the best weights if asked."""
         if self.restore_best_weights and self._snapshot is not None:
             for dst, src in zip(_arrays(model), self._snapshot):
                 np.copyto(dst, src)

@@ -23,10 +23,16 @@ __all__ = ["Layer", "Dense", "Identity", "Sigmoid", "Tanh", "ReLU", "LeakyReLU",
 MAX_FEATURES = 2**31 - 1  # a layer's width; larger products are refused by the core before allocating
 
 INITIALIZERS = ("he_uniform", "he_normal", "glorot_uniform", "glorot_normal", "lecun_normal", "zeros")
+"""Names accepted by ``Dense(init=...)``: He (fan-in, for ReLU-like layers), Glorot (fan-in + fan-out), LeCun
+(fan-in), uniform or normal, and all zeros."""
 
 
 class Layer:
-    """Base class; layers are bound to at most one model.
+    """Base class of every layer. A layer belongs to at most one model.
+
+    A layer is a description until a :class:`~neurocore.Sequential` is built from it; from then on its arrays
+    are views of that model's memory. Passing layers that already belong to a model to a new ``Sequential``
+    copies them with their weights (the way to reuse trained layers).
 
     ``trainable`` (default True): set to False to freeze a layer (transfer learning): no gradient is
     computed for its parameters and the optimizer leaves them unchanged. A frozen BatchNorm still
@@ -38,6 +44,11 @@ class Layer:
 
     @property
     def trainable(self) -> bool:
+        """Whether training updates this layer (default True); assign False to freeze it, True to thaw it.
+
+        Takes effect at once, also on a model in use. For a Residual block it applies to every layer inside.
+        Raises TypeError unless the value is True or False.
+        """
         return self._trainable
 
     @trainable.setter
@@ -48,7 +59,7 @@ class Layer:
             model._net.set_trainable(self._index, self._trainable)
 
     def spec(self) -> tuple:
-        """The layer as the C++ network takes it: (kind, ints, reals)."""
+        """The layer as the C++ network takes it: (kind, ints, reals) (used by Sequential)."""
         raise NotImplementedError
 
     def output_shape(self, shape: tuple) -> tuple:
@@ -85,6 +96,8 @@ class Layer:
         self._views_dict = views if views is not None else {}
 
     def config(self) -> dict:
+        """The layer's constructor arguments as a JSON-ready dict with its ``"type"`` (what ``save`` stores;
+        parameters are not included)."""
         raise NotImplementedError
 
     def __repr__(self) -> str:
@@ -94,15 +107,34 @@ class Layer:
 class Dense(Layer):
     """Fully connected layer ``y = x @ weight + bias`` with ``weight`` of shape (in_features, out_features).
 
+    Input (batch, in_features), output (batch, out_features); on sequences (batch, steps, in_features) it
+    applies at every step, as ``torch.nn.Linear``. Followed by an activation, the two run as one fused kernel.
+
     Parameters
     ----------
     in_features, out_features : int
         Sizes, each >= 1.
     bias : bool, default True
         Learn an additive bias of shape (out_features,).
-    init : str, ndarray or None
+    init : str, ndarray or None, default None
         One of :data:`INITIALIZERS`, or an array of shape (in_features, out_features). ``None`` picks He
-        (uniform) when the next layer is ReLU/LeakyReLU and Glorot (uniform) otherwise. Biases start at 0.
+        (uniform) when the next layer is ReLU, LeakyReLU, ELU or GELU and Glorot (uniform) otherwise. Biases
+        start at 0. The model's ``seed`` seeds the draw.
+
+    Raises
+    ------
+    TypeError
+        Sizes that are not integers, a non-bool ``bias``, an ``init`` that is neither a name nor numeric.
+    ValueError
+        Sizes < 1 (or >= 2**31), an unknown initialiser name, an ``init`` array of another shape or with
+        NaN/Inf.
+
+    Examples
+    --------
+    >>> import neurocore as nc
+    >>> model = nc.Sequential([nc.Dense(64, 10)])
+    >>> model.layers[0].weight.shape
+    (64, 10)
     """
 
     def __init__(self, in_features: int, out_features: int, bias: bool = True, init=None):
@@ -158,7 +190,11 @@ class Dense(Layer):
 
     @property
     def weight(self) -> np.ndarray:
-        """(in_features, out_features) writable view of the model's parameters."""
+        """(in_features, out_features) writable view of the model's parameters.
+
+        Assigning (``layer.weight = array``) copies an array of the same shape into the model (ValueError for
+        another shape). Before the layer joins a Sequential there is no array: RuntimeError.
+        """
         return self._views()["weight"]
 
     @weight.setter
@@ -167,7 +203,8 @@ class Dense(Layer):
 
     @property
     def bias(self):
-        """(out_features,) writable view, or None for ``bias=False``."""
+        """(out_features,) writable view, or None for ``bias=False``; assignable like ``weight`` (ValueError
+        for ``bias=False`` layers)."""
         return self._views().get("bias")
 
     @bias.setter
@@ -206,31 +243,40 @@ class _Activation(Layer):
 
 
 class Identity(_Activation):
-    """y = x."""
+    """y = x (an output layer for regression). Activations keep the shape: (batch, features) in and out."""
 
     kind = "identity"
 
 
 class Sigmoid(_Activation):
-    """y = 1 / (1 + exp(-x)), the lecture's logistic neuron."""
+    """y = 1 / (1 + exp(-x)), element-wise: the lecture's logistic neuron (pair it with BCELoss).
+
+    Its derivative y (1 - y) is at most 1/4. Shape-preserving, no parameters.
+    """
 
     kind = "sigmoid"
 
 
 class Tanh(_Activation):
-    """y = tanh(x)."""
+    """y = tanh(x), element-wise. Shape-preserving, no parameters."""
 
     kind = "tanh"
 
 
 class ReLU(_Activation):
-    """y = max(x, 0)."""
+    """y = max(x, 0), element-wise (derivative 0 at x = 0). Shape-preserving, no parameters."""
 
     kind = "relu"
 
 
 class LeakyReLU(_Activation):
-    """y = x for x > 0, alpha * x otherwise (0 <= alpha < 1)."""
+    """y = x for x > 0, alpha * x otherwise, element-wise.
+
+    Parameters
+    ----------
+    alpha : float in [0, 1), default 0.01
+        The slope for negative inputs. TypeError for a non-number, ValueError outside [0, 1) or non-finite.
+    """
 
     kind = "leaky_relu"
 
@@ -248,13 +294,22 @@ class LeakyReLU(_Activation):
 
 
 class Softmax(_Activation):
-    """Row-wise softmax, max-subtracted (never overflows)."""
+    """Row-wise softmax y_j = exp(x_j) / sum_k exp(x_k), max-subtracted (never overflows).
+
+    For probabilities out of a classifier; to train, leave it out and use CrossEntropyLoss on the logits.
+    """
 
     kind = "softmax"
 
 
 class ELU(_Activation):
-    """y = x for x > 0, alpha * (exp(x) - 1) otherwise (alpha > 0)."""
+    """y = x for x > 0, alpha * (exp(x) - 1) otherwise, element-wise.
+
+    Parameters
+    ----------
+    alpha : float > 0, default 1.0
+        TypeError for a non-number, ValueError for alpha <= 0 or non-finite.
+    """
 
     kind = "elu"
 
@@ -272,7 +327,7 @@ class ELU(_Activation):
 
 
 class GELU(_Activation):
-    """y = x * Phi(x) with the exact erf form (PyTorch's default)."""
+    """y = x * Phi(x), Phi the standard normal CDF, in the exact erf form (PyTorch's default), element-wise."""
 
     kind = "gelu"
 
@@ -280,7 +335,13 @@ class GELU(_Activation):
 class Dropout(Layer):
     """Inverted dropout: in training (``fit``, ``forward(x, training=True)``) each element is zeroed with
     probability p and the rest scaled by 1/(1-p); the identity in ``predict``/``evaluate``. Masks come
-    from the model's seeded generator, so runs are reproducible."""
+    from the model's seeded generator, so runs are reproducible.
+
+    Parameters
+    ----------
+    p : float in [0, 1), default 0.5
+        The probability of dropping an element. TypeError for a non-number, ValueError outside [0, 1).
+    """
 
     def __init__(self, p: float = 0.5):
         p = check_float(p, "Dropout p")
@@ -305,6 +366,21 @@ class BatchNorm(Layer):
     Training normalises with the batch mean and (biased) variance and updates ``running_mean`` /
     ``running_var`` (unbiased variance) with ``momentum``; inference uses the running statistics.
     ``weight`` (scale, starts at 1) and ``bias`` (shift, starts at 0) are learned.
+
+    Parameters
+    ----------
+    features : int >= 1
+        The width of its input (batch, features); the output has the same shape.
+    momentum : float in [0, 1], default 0.1
+        running = (1 - momentum) * running + momentum * batch statistic.
+    eps : float > 0, default 1e-5
+        Added to the variance before the square root.
+
+    Raises
+    ------
+    TypeError, ValueError
+        Arguments of the wrong type or outside the ranges above. Training needs at least 2 samples per batch:
+        ``fit`` and ``forward(training=True)`` raise ValueError for a batch of 1.
     """
 
     def __init__(self, features: int, momentum: float = 0.1, eps: float = 1e-5):
@@ -350,16 +426,32 @@ class BatchNorm(Layer):
 
     @property
     def running_mean(self) -> np.ndarray:
+        """(features,) writable view of the running mean used in inference (starts at 0)."""
         return self._views()["running_mean"]
 
     @property
     def running_var(self) -> np.ndarray:
+        """(features,) writable view of the running (unbiased) variance used in inference (starts at 1)."""
         return self._views()["running_var"]
 
 
 class Residual(Layer):
     """A skip connection around a block: ``y = x + f(x)`` (the ResNet block) for layers that keep the
-    width of their input."""
+    width of their input.
+
+    Parameters
+    ----------
+    layers : list of Layer
+        The block f, e.g. ``[Dense(64, 64), ReLU(), Dense(64, 64)]``; blocks may nest. Input and output are
+        (batch, width).
+
+    Raises
+    ------
+    TypeError
+        ``layers`` is not a list of neurocore layers.
+    ValueError
+        An empty list, sizes that do not chain, or a block whose output width differs from its input width.
+    """
 
     def __init__(self, layers):
         layers = check_layer_list(layers, "Residual")

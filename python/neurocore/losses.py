@@ -14,13 +14,34 @@ __all__ = ["Loss", "MSELoss", "BCELoss", "BCEWithLogitsLoss", "CrossEntropyLoss"
 
 
 class Loss:
-    """``value, grad = loss(output, target)`` with ``grad = d value / d output`` (shaped like output)."""
+    """Base class: ``value, grad = loss(output, target)`` with ``grad = d value / d output`` (shaped like
+    output). Pass an instance (or its name) to ``fit``/``evaluate``, or call it in a hand-written loop."""
 
     kind = ""
     name = ""
     classification = False
 
     def __call__(self, output, target):
+        """The loss value and its gradient, computed together in one C++ pass.
+
+        Parameters
+        ----------
+        output : array (batch, outputs)
+            The network's output; float32 and float64 are kept, other dtypes computed in float64.
+        target : array
+            What :meth:`prepare_target` accepts for this loss.
+
+        Returns
+        -------
+        (float, ndarray)
+            The reduced loss and d loss / d output, shaped like output.
+
+        Raises
+        ------
+        TypeError, ValueError
+            Output not 2-D or non-numeric; targets of the wrong shape, non-finite or out of range; for
+            BCELoss, outputs outside [0, 1].
+        """
         out = np.asarray(output)
         dtype = out.dtype if out.dtype in (np.float32, np.float64) else np.float64
         out = as_matrix(out, dtype, "output", owner=type(self).__name__)
@@ -33,7 +54,11 @@ class Loss:
         pass
 
     def prepare_target(self, target, n_rows: int, n_outputs: int, dtype) -> np.ndarray:
-        """Validate targets for n_rows outputs of width n_outputs; returns what the C++ core takes."""
+        """Validate targets for n_rows outputs of width n_outputs; returns what the C++ core takes.
+
+        Targets are shaped like the output, (n_rows, n_outputs), or (n_rows,) for one output; finite. Raises
+        ValueError otherwise (TypeError for non-numeric targets).
+        """
         t = as_numeric_array(target, "target")
         if t.ndim == 1 and n_outputs == 1:
             t = t.reshape(-1, 1)
@@ -45,6 +70,7 @@ class Loss:
         return t
 
     def accuracy(self, output: np.ndarray, target: np.ndarray):
+        """The share of correct predictions for a classification loss, None for a regression loss."""
         return None
 
     def __repr__(self) -> str:
@@ -52,14 +78,22 @@ class Loss:
 
 
 class MSELoss(Loss):
-    """Mean squared error (Gaussian likelihood): mean over all elements of (output - target)^2."""
+    """Mean squared error (Gaussian likelihood): mean over all elements of (output - target)^2.
+
+    Output and targets (batch, outputs), or targets (batch,) for one output. Name: ``"mse"``.
+    """
 
     kind = "mse"
     name = "mse"
 
 
 class BCELoss(Loss):
-    """Binary cross-entropy on probabilities (a network ending in Sigmoid); log clamped at -100 like PyTorch."""
+    """Binary cross-entropy on probabilities (a network ending in Sigmoid); log clamped at -100 like PyTorch.
+
+    -mean(t log p + (1 - t) log(1 - p)) over all elements: the negative log-likelihood of the Bernoulli
+    model. Outputs must lie in [0, 1] and targets in [0, 1] (ValueError otherwise), shaped like the output or
+    (batch,) for one output. Accuracy counts output >= 0.5 against target >= 0.5. Name: ``"bce"``.
+    """
 
     kind = "bce"
     name = "bce"
@@ -80,7 +114,11 @@ class BCELoss(Loss):
 
 
 class BCEWithLogitsLoss(BCELoss):
-    """Binary cross-entropy on logits (sigmoid fused in, stable for any finite logit)."""
+    """Binary cross-entropy on logits (sigmoid fused in, stable for any finite logit).
+
+    Like :class:`BCELoss` on ``sigmoid(output)``, without its range check on outputs; accuracy counts
+    logit >= 0 against target >= 0.5. Name: ``"bce_with_logits"``.
+    """
 
     kind = "bce_with_logits"
     name = "bce_with_logits"
@@ -93,7 +131,12 @@ class BCEWithLogitsLoss(BCELoss):
 
 
 class CrossEntropyLoss(Loss):
-    """Softmax + categorical negative log-likelihood on logits; integer class labels of shape (batch,)."""
+    """Softmax + categorical negative log-likelihood on logits; integer class labels of shape (batch,).
+
+    The mean over the batch of -log softmax(output)[label], computed stably from the logits (the network
+    ends in a Dense layer, no Softmax). Labels must be integers in [0, outputs) (ValueError otherwise;
+    TypeError for booleans); accuracy is argmax(output) == label. Name: ``"cross_entropy"``.
+    """
 
     kind = "cross_entropy"
     name = "cross_entropy"
@@ -121,7 +164,10 @@ _LOSSES = {cls.name: cls for cls in (MSELoss, BCELoss, BCEWithLogitsLoss, CrossE
 
 
 def get_loss(loss) -> Loss:
-    """A Loss instance from an instance or a name: 'cross_entropy', 'mse', 'bce', 'bce_with_logits'."""
+    """A Loss instance from an instance or a name: 'cross_entropy', 'mse', 'bce', 'bce_with_logits'.
+
+    Raises ValueError for an unknown name and TypeError for anything that is neither a Loss nor a string.
+    """
     if isinstance(loss, Loss):
         return loss
     if isinstance(loss, str):

@@ -38,14 +38,40 @@ class Sequential:
     Parameters
     ----------
     layers : list of Layer
-        Each layer's input shape is the one the layer before it produces (shapes must chain).
-    dtype : {"float32", "float64"}
+        Each layer's input shape is the one the layer before it produces (shapes must chain). Layers that
+        already belong to another model are copied with their weights (transfer learning): weights are never
+        shared between models.
+    dtype : {"float32", "float64"}, default "float32"
         Precision of parameters and arithmetic. Inputs of other dtypes are cast once per call.
-    seed : int or None
-        Seeds the weight initialisation.
+    seed : int >= 0 or None, default None
+        Seeds the weight initialisation (None: fresh randomness).
     input_shape : tuple of int, optional
         The shape of one sample, e.g. ``(H, W, C)`` for channels-last images. Required when the first
         layer does not fix it by itself (a Dense fixes ``(in_features,)``; a Conv2D fixes only C).
+
+    Attributes
+    ----------
+    layers : list of Layer
+        The layers, bound to this model: their arrays are views of its flat C++ buffers.
+    dtype : numpy.dtype
+    optimizer : Optimizer or None
+        The optimizer of the last ``fit`` (``fit`` reuses it when none is given).
+
+    Raises
+    ------
+    TypeError
+        ``layers`` is not a list of layers, or a bad ``dtype``/``seed``/``input_shape`` type.
+    ValueError
+        No layer, shapes that do not chain (the message names the layer and both shapes), no input shape
+        when the first layer does not fix one, the same layer object twice, dtype other than float32/float64,
+        a negative seed.
+
+    Examples
+    --------
+    >>> import neurocore as nc
+    >>> model = nc.Sequential([nc.Dense(64, 32), nc.ReLU(), nc.Dense(32, 10)], seed=0)
+    >>> model.in_features, model.out_features, model.n_parameters
+    (64, 10, 2410)
     """
 
     def __init__(self, layers, dtype="float32", seed=None, input_shape=None):
@@ -199,12 +225,20 @@ class Sequential:
         ----------
         x : array (batch, *input_shape)
             Any real dtype and memory layout (cast/copied once).
-        training : bool
+        training : bool, default False
             Dropout drops and BatchNorm uses (and updates) batch statistics, as in ``fit``.
 
         Returns
         -------
-        ndarray (batch, *output_shape) of the model's dtype.
+        ndarray
+            (batch, *output_shape), of the model's dtype.
+
+        Raises
+        ------
+        TypeError
+            Non-numeric x or a non-bool ``training``.
+        ValueError
+            x not shaped (batch, *input_shape) or with no rows; a batch of 1 in training mode with BatchNorm.
         """
         training = check_bool(training, "training")
         x = self._input(x)
@@ -217,6 +251,22 @@ class Sequential:
 
         Fills (overwrites) ``grad_weight``/``grad_bias`` of every trainable layer and returns d loss / d x,
         shaped like x.
+
+        Parameters
+        ----------
+        grad_output : array (batch, *output_shape)
+            d loss / d output for the samples of the last forward (a loss's second return value).
+
+        Returns
+        -------
+        ndarray
+            d loss / d x, (batch, *input_shape), of the model's dtype.
+
+        Raises
+        ------
+        ValueError
+            No forward before it (``predict``, ``evaluate`` and ``fit`` keep no activations), or
+            grad_output of another shape than the last forward's output.
         """
         rows = self._net.forward_rows
         if rows == 0:
@@ -228,15 +278,57 @@ class Sequential:
         return self._net.backward(g)
 
     def predict(self, x, batch_size: int = 1024) -> np.ndarray:
-        """The network's output (batch, *output_shape) for x (batch, *input_shape) in inference mode, in chunks
-        of batch_size samples."""
+        """The network's output for x in inference mode (dropout off, BatchNorm on running statistics).
+
+        ``model(x)`` is the same call.
+
+        Parameters
+        ----------
+        x : array (n, *input_shape)
+            Any real dtype and memory layout; n may be 0.
+        batch_size : int >= 1, default 1024
+            Samples per chunk (memory only: the result does not depend on it).
+
+        Returns
+        -------
+        ndarray
+            (n, *output_shape), of the model's dtype.
+
+        Raises
+        ------
+        TypeError, ValueError
+            Non-numeric x, x not shaped (n, *input_shape), a bad ``batch_size``.
+        """
         batch_size = check_int(batch_size, "batch_size", minimum=1)
         return self._net.predict(self._input(x, allow_empty=True), batch_size)
 
     __call__ = predict
 
     def evaluate(self, x, y, loss="cross_entropy", batch_size: int = 1024) -> dict:
-        """``{"loss": ..., "accuracy": ...}`` on (x, y) in inference mode; accuracy for classification losses."""
+        """The loss (and accuracy) of the model on (x, y), in inference mode.
+
+        Parameters
+        ----------
+        x : array (n, *input_shape)
+        y : array
+            Targets for ``loss``: integer labels (n,) for cross-entropy, else shaped like the output ((n,) is
+            accepted for one output).
+        loss : Loss or name, default "cross_entropy"
+            'cross_entropy', 'mse', 'bce' or 'bce_with_logits'.
+        batch_size : int >= 1, default 1024
+
+        Returns
+        -------
+        dict
+            ``{"loss": float}``, plus ``"accuracy"`` for classification losses (argmax for cross-entropy,
+            output >= 0.5, or logit >= 0, for the binary losses).
+
+        Raises
+        ------
+        TypeError, ValueError
+            Bad x as in :meth:`predict`; targets of the wrong shape, non-finite, or outside the loss's range
+            (labels outside [0, out_features), BCE targets outside [0, 1]); an unknown loss name.
+        """
         loss = get_loss(loss)
         x = self._input(x)
         target = loss.prepare_target(self._flat_target(y), x.shape[0], self.out_features, self.dtype)
@@ -257,34 +349,63 @@ class Sequential:
 
         Parameters
         ----------
-        x : array (n_samples, *input_shape); y : targets for ``loss`` (labels (n,) for cross-entropy,
-            else shaped like the output).
-        loss : Loss or name ('cross_entropy', 'mse', 'bce', 'bce_with_logits').
-        optimizer : SGD, Adam or AdamW. Defaults to the model's last optimizer, else ``SGD(lr=0.01)``.
-        epochs : int >= 0; batch_size : int >= 1
-        shuffle : bool. False visits the batches in order (the last one possibly smaller).
-        seed : int or None. Seeds shuffling, dropout masks, input noise and the validation split: the same
-            seed, data, starting weights and thread count give bitwise identical weights.
-        validation_data : (x_val, y_val), optional; or validation_split : float in [0, 1), the share of
-            (x, y) held out (shuffled; stratified by class for classification losses).
-        schedule : a learning-rate schedule (``neurocore.schedules``), applied per epoch or per step; its
-            time starts at 0 with each call to fit.
-        callbacks : callables ``f(epoch, metrics)``; one returning False stops training. EarlyStopping
+        x : array (n_samples, *input_shape)
+            Training inputs, finite.
+        y : array
+            Targets for ``loss``: integer labels (n_samples,) for cross-entropy, else shaped like the output
+            ((n_samples,) is accepted for one output).
+        loss : Loss or name, default "cross_entropy"
+            A Loss instance or 'cross_entropy', 'mse', 'bce', 'bce_with_logits'.
+        optimizer : SGD, Adam, AdamW or None, default None
+            None reuses the model's last optimizer, else ``SGD(lr=0.01)``.
+        epochs : int >= 0, default 1
+        batch_size : int >= 1, default 32
+        shuffle : bool, default True
+            False visits the batches in order (the last one possibly smaller).
+        seed : int >= 0 or None, default None
+            Seeds shuffling, dropout masks, input noise and the validation split: the same seed, data, starting
+            weights and thread count give bitwise identical weights.
+        validation_data : (x_val, y_val) or None, default None
+            Evaluated after every epoch (``val_loss``, ``val_accuracy``).
+        validation_split : float in [0, 1), default 0
+            Instead of validation_data: the share of (x, y) held out (shuffled; stratified by class for
+            classification losses).
+        schedule : Schedule or None, default None
+            A learning-rate schedule (``neurocore.schedules``), applied per epoch or per step; its time starts
+            at 0 with each call to fit.
+        callbacks : list of callables, default ()
+            ``f(epoch, metrics)`` after each epoch; one returning False stops training. EarlyStopping
             (``neurocore.callbacks``) is one.
-        augment : ``neurocore.GaussianNoise(std)`` (added in C++, no Python per batch), or a callable
+        augment : GaussianNoise, callable or None, default None
+            ``neurocore.GaussianNoise(std)`` (added in C++, no Python per batch), or a callable
             ``f(x_batch) -> x_batch`` applied to each mini-batch's inputs (one Python call per batch).
-        track_gradients : record ``history["grad_norm"]``: per epoch, the mean over steps of each Dense and
-            Conv2D layer's weight-gradient norm, and of each RNN/LSTM/GRU's ||(dW_ih, dW_hh)|| (computed in
-            C++); NaN for frozen layers.
-        verbose : 0 silent, 1 a progress bar per epoch.
-        on_nonfinite : 'raise' (FloatingPointError) or 'warn' (RuntimeWarning and stop) when a batch loss
-            becomes NaN/Inf; the parameters keep the values of the last finite step.
+        track_gradients : bool, default False
+            Record ``history["grad_norm"]``: per epoch, the mean over steps of each Dense and Conv2D layer's
+            weight-gradient norm, and of each RNN/LSTM/GRU's ||(dW_ih, dW_hh)|| (computed in C++); NaN for
+            frozen layers.
+        verbose : int, default 1
+            0 silent, 1 a progress bar per epoch.
+        on_nonfinite : {"raise", "warn"}, default "raise"
+            'raise' (FloatingPointError) or 'warn' (RuntimeWarning and stop) when a batch loss becomes NaN/Inf;
+            the parameters keep the values of the last finite step.
 
         Returns
         -------
-        dict of per-epoch lists: ``loss`` (the mean of the epoch's batch losses), ``accuracy`` (for
-        classification), ``lr``, and ``val_loss``/``val_accuracy`` with validation data. Ctrl-C stops within
-        ~0.1 s, leaving the model at its last completed step, and raises KeyboardInterrupt.
+        dict
+            Per-epoch lists: ``loss`` (the mean of the epoch's batch losses), ``accuracy`` (for
+            classification), ``lr``, and ``val_loss``/``val_accuracy`` with validation data. Ctrl-C stops
+            within ~0.1 s, leaving the model at its last completed step, and raises KeyboardInterrupt.
+
+        Raises
+        ------
+        TypeError
+            An argument of the wrong type (optimizer, schedule, callbacks, augment, ...).
+        ValueError
+            Bad data (shapes, NaN/Inf in X, targets out of range), x and y of different lengths, both
+            validation_data and validation_split, a callback or schedule monitoring a metric this fit does not
+            report, BatchNorm with a batch of 1. Raised before any training: the model is unchanged.
+        FloatingPointError
+            The loss became NaN/Inf (with ``on_nonfinite="raise"``); the model keeps the last finite step.
         """
         from .augment import GaussianNoise
         from .callbacks import call_hook
@@ -399,6 +520,8 @@ class Sequential:
 
     # ----------------------------------------------------------------------------------------------
     def get_config(self) -> dict:
+        """The architecture as a JSON-ready dict: ``{"dtype": ..., "layers": [layer.config(), ...]}``, plus
+        ``"input_shape"`` when the layers do not fix it."""
         config = {"dtype": self.dtype.name, "layers": [layer_config(layer) for layer in self.layers]}
         if fixed_input_shape(self.layers) != self.input_shape:
             config["input_shape"] = list(self.input_shape)
@@ -406,7 +529,13 @@ class Sequential:
 
     def save(self, path, include_optimizer: bool = False) -> None:
         """Write architecture, dtype, weights and BatchNorm statistics (and optimizer state) to one ``.npz``
-        file; see :func:`neurocore.load`."""
+        file; see :func:`neurocore.load`.
+
+        The file is written to a temporary name and renamed, so an existing file is only ever replaced by a
+        complete one. ``include_optimizer=True`` also stores the optimizer's configuration and state
+        (ValueError when the model has not been trained with ``fit`` yet). OSError when the file cannot be
+        written.
+        """
         from .io import save
 
         save(self, path, include_optimizer=include_optimizer)
@@ -425,6 +554,20 @@ class Sequential:
         Layers are matched in order among those with parameters (Dense, Conv2D, BatchNorm); each pair must have the
         same shapes. With ``strict=False`` copying stops at the first mismatch instead of raising. Returns
         the indices (in ``parameter_layers()`` order) of the layers copied. The model's dtype is kept.
+
+        Parameters
+        ----------
+        source : str, path or Sequential
+            A file written by :meth:`save`, or a model.
+        strict : bool, default True
+
+        Raises
+        ------
+        ValueError
+            With ``strict=True``: a different number of parameter layers, or a pair of another kind or shape
+            (nothing is copied then). A file that is not a neurocore model.
+        OSError
+            The file cannot be read.
         """
         from .io import load
 

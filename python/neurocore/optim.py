@@ -19,7 +19,12 @@ __all__ = ["Optimizer", "SGD", "Adam", "AdamW"]
 
 
 class Optimizer:
-    """Base class: hyper-parameters, the flat state buffers (allocated once per model) and a step count."""
+    """Base class: hyper-parameters, the flat state buffers (allocated once per model) and a step count.
+
+    An optimizer serves one model: its state is allocated when ``fit`` or :meth:`step` first sees the model,
+    and using it on a second live model raises ValueError. Bad hyper-parameters raise TypeError (wrong type)
+    or ValueError (out of range) when it is created.
+    """
 
     kind = ""
     n_states = 0
@@ -102,6 +107,7 @@ class Optimizer:
         return model._net.optimizer_step(self._state(), self.lr)
 
     def config(self) -> dict:
+        """The hyper-parameters as a JSON-ready dict with the ``"type"`` (what ``save`` stores)."""
         return {"type": type(self).__name__, "lr": self.lr, "weight_decay": self.weight_decay,
                 "clip_norm": self.clip_norm, "decay_bias": self.decay_bias, **self._public_hyper()}
 
@@ -109,11 +115,15 @@ class Optimizer:
         return {}
 
     def state_arrays(self) -> dict:
+        """The state as arrays: ``state1``/``state2`` (flat, the model's dtype; momentum or Adam's moments)
+        and ``steps``. What ``save(include_optimizer=True)`` stores."""
         out = {f"state{i + 1}": a for i, a in enumerate(self.states)}
         out["steps"] = np.array([self.steps], dtype=np.int64)
         return out
 
     def load_state_arrays(self, arrays: dict, model) -> None:
+        """Bind to ``model`` and copy in a state from :meth:`state_arrays` (ValueError for a missing or
+        mis-shaped array)."""
         self._bind(model)
         for i, a in enumerate(self.states):
             v = arrays.get(f"state{i + 1}")
@@ -140,12 +150,14 @@ class SGD(Optimizer):
 
     Parameters
     ----------
-    lr : float > 0
-    momentum : float in [0, 1)
-    nesterov : bool, needs momentum > 0
-    weight_decay : float >= 0
-    clip_norm : float > 0 or None
-    decay_bias : bool. False: weight_decay applies to weights only, not to bias vectors.
+    lr : float > 0, default 0.01
+    momentum : float in [0, 1), default 0
+    nesterov : bool, default False; needs momentum > 0
+    weight_decay : float >= 0, default 0
+        The lecture's lambda in J + lambda/2 ||theta||^2; applies to biases too unless decay_bias=False.
+    clip_norm : float > 0 or None, default None
+    decay_bias : bool, default True
+        False: weight_decay applies to weights only, not to bias vectors.
     """
 
     kind = "sgd"
@@ -184,8 +196,13 @@ class Adam(Optimizer):
 
     Parameters
     ----------
-    lr : float > 0; betas : (beta1, beta2), each in [0, 1); eps : float > 0; weight_decay : float >= 0;
-    clip_norm : float > 0 or None; decay_bias : bool (False: no weight decay on bias vectors)
+    lr : float > 0, default 1e-3
+    betas : (beta1, beta2), each in [0, 1), default (0.9, 0.999)
+    eps : float > 0, default 1e-8
+    weight_decay : float >= 0, default 0
+    clip_norm : float > 0 or None, default None
+    decay_bias : bool, default True
+        False: no weight decay on bias vectors.
     """
 
     kind = "adam"

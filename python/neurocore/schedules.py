@@ -20,9 +20,13 @@ def _interval(value) -> str:
 
 
 class Schedule:
+    """Base class: ``lr(base_lr, t)`` gives the learning rate at time t. ``interval`` is ``"epoch"`` or
+    ``"step"`` (ValueError for anything else); fit accepts any subclass instance (TypeError otherwise)."""
+
     interval = "epoch"
 
     def lr(self, base_lr: float, t: int) -> float:
+        """The learning rate at time t (epochs or steps since fit started) for the optimizer's base lr."""
         raise NotImplementedError
 
     def on_epoch_end(self, epoch: int, metrics: dict) -> None:
@@ -30,7 +34,10 @@ class Schedule:
 
 
 class StepDecay(Schedule):
-    """lr = base * gamma ** (t // step_size)   (torch.optim.lr_scheduler.StepLR)."""
+    """lr = base * gamma ** (t // step_size)   (torch.optim.lr_scheduler.StepLR).
+
+    step_size : int >= 1; gamma : float > 0, default 0.1; interval : "epoch" (default) or "step".
+    """
 
     def __init__(self, step_size: int, gamma: float = 0.1, interval: str = "epoch"):
         self.step_size = check_int(step_size, "StepDecay step_size", minimum=1)
@@ -44,7 +51,10 @@ class StepDecay(Schedule):
 
 
 class ExponentialDecay(Schedule):
-    """lr = base * gamma ** t   (torch.optim.lr_scheduler.ExponentialLR)."""
+    """lr = base * gamma ** t   (torch.optim.lr_scheduler.ExponentialLR).
+
+    gamma : float > 0; interval : "epoch" (default) or "step".
+    """
 
     def __init__(self, gamma: float, interval: str = "epoch"):
         self.gamma = check_float(gamma, "ExponentialDecay gamma")
@@ -58,7 +68,10 @@ class ExponentialDecay(Schedule):
 
 class CosineAnnealing(Schedule):
     """lr = eta_min + (base - eta_min) * (1 + cos(pi * min(t, t_max) / t_max)) / 2
-    (torch.optim.lr_scheduler.CosineAnnealingLR, held at eta_min after t_max)."""
+    (torch.optim.lr_scheduler.CosineAnnealingLR, held at eta_min after t_max).
+
+    t_max : int >= 1; eta_min : float >= 0, default 0; interval : "epoch" (default) or "step".
+    """
 
     def __init__(self, t_max: int, eta_min: float = 0.0, interval: str = "epoch"):
         self.t_max = check_int(t_max, "CosineAnnealing t_max", minimum=1)
@@ -74,7 +87,11 @@ class CosineAnnealing(Schedule):
 
 class LinearWarmup(Schedule):
     """lr rises linearly from start_factor * base to base over `warmup` units of time, then follows `then`
-    (another schedule of the same interval, its time starting at 0 after the warm-up) or stays at base."""
+    (another schedule of the same interval, its time starting at 0 after the warm-up) or stays at base.
+
+    warmup : int >= 1; start_factor : float in [0, 1], default 0; then : Schedule or None;
+    interval : "step" (default) or "epoch". ValueError when ``then`` has another interval.
+    """
 
     def __init__(self, warmup: int, start_factor: float = 0.0, then: Schedule | None = None, interval: str = "step"):
         self.warmup = check_int(warmup, "LinearWarmup warmup", minimum=1)
@@ -98,7 +115,12 @@ class LinearWarmup(Schedule):
 
 class ReduceLROnPlateau(Schedule):
     """Multiply the learning rate by `factor` when `monitor` has not improved by more than `min_delta` for
-    `patience` epochs (torch.optim.lr_scheduler.ReduceLROnPlateau, mode='min'); never below min_lr."""
+    `patience` epochs (torch.optim.lr_scheduler.ReduceLROnPlateau, mode='min'); never below min_lr.
+
+    monitor : a metric of fit, default "val_loss" (fit raises ValueError if it does not report it);
+    factor : float in (0, 1), default 0.1; patience : int >= 0, default 10; min_delta : default 1e-4;
+    min_lr : default 0. Per epoch only.
+    """
 
     interval = "epoch"
 
