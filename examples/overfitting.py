@@ -38,7 +38,7 @@ RUNS = {
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=pathlib.Path, default=HERE / "overfitting.png")
-    parser.add_argument("--quick", action="store_true", help="a few epochs (a smoke test)")
+    parser.add_argument("--quick", action="store_true", help="1 epoch (a smoke test)")
     args = parser.parse_args()
     import matplotlib
 
@@ -51,7 +51,7 @@ def main():
     for name, run in RUNS.items():
         model = nc.Sequential(run["layers"], seed=0)
         hist = model.fit(x_train, y_train, optimizer=nc.SGD(lr=0.01, momentum=0.9, weight_decay=run["weight_decay"]),
-                         epochs=3 if args.quick else EPOCHS, batch_size=16, seed=0, validation_data=(x_val, y_val),
+                         epochs=1 if args.quick else EPOCHS, batch_size=16, seed=0, validation_data=(x_val, y_val),
                          callbacks=run["callbacks"], verbose=0)
         final = model.evaluate(x_val, y_val)
         best = int(np.argmin(hist["val_loss"]))

@@ -1,7 +1,7 @@
 """MkDocs hook: run the examples while the site builds; their pictures and printed output go into the site.
 
-Generated data is never committed: each build runs ``examples/<name>.py --out <temporary folder>``, adds the
-PNG to the site as ``img/<name>.png`` and replaces ``<!-- example-output: <name> -->`` in a page with what the
+Generated data is never committed: each build runs every ``examples/<name>.py`` that takes ``--out`` with
+``--out <temporary folder>``, adds the PNG to the site as ``img/<name>.png`` and replaces ``<!-- example-output: <name> -->`` in a page with what the
 example printed, so the numbers on a page are those of its picture. ``NEUROCORE_DOCS_QUICK=1`` passes
 ``--quick`` (CI: tiny settings, the build checks that everything runs; the pictures are then not the real
 ones). Results are reused while a script is unchanged (``mkdocs serve`` rebuilds). A failing example fails
@@ -20,7 +20,8 @@ from mkdocs.exceptions import PluginError
 from mkdocs.structure.files import File
 
 ROOT = Path(__file__).resolve().parents[1]
-EXAMPLES = ("perceptron", "activations", "autoencoder", "transfer", "overfitting", "vanishing_gradients")
+# Every example that draws a picture (takes --out): a new one is picked up without editing this file.
+EXAMPLES = tuple(sorted(p.stem for p in (ROOT / "examples").glob("*.py") if '"--out"' in p.read_text()))
 MARKER = re.compile(r"<!-- example-output: (\w+) -->")
 
 _out_dir = Path(tempfile.mkdtemp(prefix="neurocore-docs-"))
