@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -62,3 +63,7 @@ def on_page_markdown(markdown, page, config, files):
         return f"```text\n$ python examples/{name}.py{note}\n{_run(name)}\n```"
 
     return MARKER.sub(output, markdown)
+
+
+def on_shutdown():
+    shutil.rmtree(_out_dir, ignore_errors=True)
