@@ -2,7 +2,8 @@
 
 Generated data is never committed: each build runs every ``examples/<name>.py`` that takes ``--out`` with
 ``--out <temporary folder>``, adds the PNG to the site as ``img/<name>.png`` and replaces ``<!-- example-output: <name> -->`` in a page with what the
-example printed, so the numbers on a page are those of its picture. ``NEUROCORE_DOCS_QUICK=1`` passes
+example printed, so the numbers on a page are those of its picture; ``<!-- cli-help: <command> -->`` becomes
+the help text of ``neurocore <command>``. ``NEUROCORE_DOCS_QUICK=1`` passes
 ``--quick`` (CI: tiny settings, the build checks that everything runs; the pictures are then not the real
 ones). Results are reused while a script is unchanged (``mkdocs serve`` rebuilds). A failing example fails
 the build. Needs neurocore installed, with matplotlib and scikit-learn (``pip install ".[docs]"``).
@@ -24,6 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # Every example that draws a picture (takes --out): a new one is picked up without editing this file.
 EXAMPLES = tuple(sorted(p.stem for p in (ROOT / "examples").glob("*.py") if '"--out"' in p.read_text()))
 MARKER = re.compile(r"<!-- example-output: (\w+) -->")
+CLI_MARKER = re.compile(r"<!-- cli-help:([\w ]*) -->")   # `neurocore <command> --help`, as the installed CLI prints it
 
 _out_dir = Path(tempfile.mkdtemp(prefix="neurocore-docs-"))
 _cache: dict[str, tuple[tuple, str]] = {}   # name -> ((script mtime, quick), printed output)
@@ -62,7 +64,15 @@ def on_page_markdown(markdown, page, config, files):
         note = "  (run with --quick for this build: tiny settings, not the real numbers)" if _quick() else ""
         return f"```text\n$ python examples/{name}.py{note}\n{_run(name)}\n```"
 
-    return MARKER.sub(output, markdown)
+    def cli_help(match):
+        command = match.group(1).split()
+        proc = subprocess.run([sys.executable, "-m", "neurocore", *command, "--help"], capture_output=True,
+                              text=True, env={**os.environ, "COLUMNS": "100"})
+        if proc.returncode != 0:
+            raise PluginError(f"neurocore {' '.join(command)} --help failed:\n{proc.stderr}")
+        return f"```text\n$ neurocore {' '.join([*command, '--help'])}\n{proc.stdout.rstrip()}\n```"
+
+    return CLI_MARKER.sub(cli_help, MARKER.sub(output, markdown))
 
 
 def on_shutdown():
