@@ -7,7 +7,9 @@ the codes separate the digits far better than 2 random projections of the pixels
 Gaussian noise added (fit(..., augment=GaussianNoise(std)), drawn in C++) and must output the clean image.
 The encoder is taken out as its own Sequential from the first layers (their weights are copied), its 2-D
 codes are plotted coloured by digit, and a logistic regression (Dense(2, 10) with cross-entropy) trained on
-the codes of the training images is scored on the test images, against one on 2 random projections.
+the codes of the training images is scored on the test images, against one on 2 random projections. The
+same again with a convolutional encoder (Conv2D(1, 8, 3, 'same') + ReLU + MaxPool2D(2) + Dense(128, 2) on
+(N, 8, 8, 1) images) in front of the same dense decoder.
 
 Writes the picture (default: autoencoder.png next to this script).
 """
@@ -23,23 +25,28 @@ HERE = pathlib.Path(__file__).resolve().parent
 NOISE_STD = 0.3
 
 
+def decoder():
+    return [nc.Dense(2, 32), nc.Tanh(), nc.Dense(32, 64), nc.Sigmoid()]
+
+
 def autoencoder(seed):
-    encoder = [nc.Dense(64, 32), nc.Tanh(), nc.Dense(32, 2)]
-    decoder = [nc.Dense(2, 32), nc.Tanh(), nc.Dense(32, 64), nc.Sigmoid()]
-    return nc.Sequential(encoder + decoder, seed=seed)
+    """64 -> 32 -> 2 -> 32 -> 64; the encoder is the first 3 layers."""
+    return nc.Sequential([nc.Dense(64, 32), nc.Tanh(), nc.Dense(32, 2), *decoder()], seed=seed), 3
 
 
-def train_autoencoder(x, epochs, noise, seed=0):
-    """The autoencoder fitted to reproduce x (from x plus N(0, noise^2) when noise > 0)."""
-    model = autoencoder(seed)
-    model.fit(x, x, loss=nc.MSELoss(), optimizer=nc.Adam(lr=3e-3), epochs=epochs, batch_size=32, seed=seed,
+def conv_autoencoder(seed):
+    """(8, 8, 1) -> conv 3x3 x 8 -> max-pool 2 -> 128 -> 2 -> 32 -> 64; the encoder is the first 5 layers."""
+    encoder = [nc.Conv2D(1, 8, 3, padding="same"), nc.ReLU(), nc.MaxPool2D(2), nc.Flatten(), nc.Dense(128, 2)]
+    return nc.Sequential([*encoder, *decoder()], input_shape=(8, 8, 1), seed=seed), len(encoder)
+
+
+def train_autoencoder(build, x, epochs, noise, seed=0):
+    """The autoencoder fitted to reproduce the flat images x (from x plus N(0, noise^2) when noise > 0), and
+    its encoder as a model of its own (Sequential copies the weights of the layers it takes)."""
+    model, n_encoder = build(seed)
+    model.fit(x.reshape(-1, *model.input_shape), x, loss=nc.MSELoss(), optimizer=nc.Adam(lr=3e-3), epochs=epochs, batch_size=32, seed=seed,
               augment=nc.GaussianNoise(noise) if noise else None, verbose=0)
-    return model
-
-
-def encoder_of(model):
-    """The first three layers (64 -> 32 -> 2) as their own model; Sequential copies their weights."""
-    return nc.Sequential(model.layers[:3], seed=0)
+    return model, nc.Sequential(model.layers[:n_encoder], input_shape=model.input_shape, seed=0)
 
 
 def probe_accuracy(codes_train, y_train, codes_test, y_test, epochs):
@@ -69,12 +76,15 @@ def main():
     codes = {"2 random projections": (x_train @ projection, x_test @ projection)}
     models = {}
     noisy_test = np.clip(x_test + rng.normal(0, NOISE_STD, x_test.shape), 0, 1).astype(np.float32)
-    for name, noise in (("autoencoder", 0.0), (f"denoising autoencoder (noise std {NOISE_STD:g})", NOISE_STD)):
-        models[name] = train_autoencoder(x_train, epochs, noise)
-        encoder = encoder_of(models[name])
-        codes[name] = (encoder.predict(x_train), encoder.predict(x_test))
-        mse = models[name].evaluate(x_test, x_test, loss="mse")["loss"]
-        mse_noisy = models[name].evaluate(noisy_test, x_test, loss="mse")["loss"]
+    denoising = f"denoising autoencoder (noise std {NOISE_STD:g})"
+    for name, build, noise in (("autoencoder", autoencoder, 0.0), (denoising, autoencoder, NOISE_STD),
+                               ("convolutional autoencoder", conv_autoencoder, 0.0)):
+        model, encoder = train_autoencoder(build, x_train, epochs, noise)
+        models[name] = model
+        as_input = lambda images, model=model: images.reshape(-1, *model.input_shape)  # noqa: E731
+        codes[name] = (encoder.predict(as_input(x_train)), encoder.predict(as_input(x_test)))
+        mse = model.evaluate(as_input(x_test), x_test, loss="mse")["loss"]
+        mse_noisy = model.evaluate(as_input(noisy_test), x_test, loss="mse")["loss"]
         print(f"{name}: test reconstruction MSE {mse:.4f}; from noisy inputs (std {NOISE_STD:g}) to the clean "
               f"images {mse_noisy:.4f}")
     accuracy = {}
@@ -82,19 +92,19 @@ def main():
         accuracy[name] = probe_accuracy(c_train, y_train, c_test, y_test, probe_epochs)
         print(f"logistic regression on {name} codes: test accuracy {accuracy[name]:.3f} ({len(y_test)} images)")
 
-    fig = plt.figure(figsize=(14, 7.5), layout="constrained")
-    grid = fig.add_gridspec(2, 3, height_ratios=[3, 1.2])
+    fig = plt.figure(figsize=(18, 7.5), layout="constrained")
+    grid = fig.add_gridspec(2, 4, height_ratios=[3, 1.2])
     for col, (name, (_, c_test)) in enumerate(codes.items()):
         ax = fig.add_subplot(grid[0, col])
         points = ax.scatter(c_test[:, 0], c_test[:, 1], c=y_test, cmap="tab10", s=8, vmin=-0.5, vmax=9.5)
         ax.set(title=f"{name}\nlogistic regression on these codes: {accuracy[name]:.1%}", xlabel="code 1",
                ylabel="code 2")
-    fig.colorbar(points, ax=fig.axes[:3], ticks=range(10), label="digit (test images)", shrink=0.8)
+    fig.colorbar(points, ax=fig.axes[:4], ticks=range(10), label="digit (test images)", shrink=0.8)
     # Bottom row: test digits, a noisy copy, and the denoising autoencoder's output for the noisy copy.
     samples, noisy = x_test[:8], noisy_test[:8]
-    denoiser = models[f"denoising autoencoder (noise std {NOISE_STD:g})"]
-    rows = [("test image", samples), ("with noise", noisy), ("denoised", denoiser.predict(noisy)),
-            ("autoencoder", models["autoencoder"].predict(samples))]
+    rows = [("test image", samples), ("with noise", noisy), ("denoised", models[denoising].predict(noisy)),
+            ("autoencoder", models["autoencoder"].predict(samples)),
+            ("convolutional", models["convolutional autoencoder"].predict(samples.reshape(-1, 8, 8, 1)))]
     strip = np.vstack([np.hstack([np.pad(img.reshape(8, 8), 1) for img in imgs]) for _, imgs in rows])
     ax = fig.add_subplot(grid[1, :])
     ax.imshow(strip, cmap="gray_r", vmin=0, vmax=1)

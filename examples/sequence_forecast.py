@@ -98,7 +98,8 @@ def plot(path, x_test, clean_test, y_test, pred, ar, mse_lstm, mse_ar):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", default="sequence_forecast.png", help="where to write the PNG")
+    parser.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "sequence_forecast.png"),
+                        help="where to write the PNG (default: next to this script)")
     parser.add_argument("--quick", action="store_true", help="train briefly (a smoke test)")
     args = parser.parse_args()
     rng = np.random.default_rng(0)

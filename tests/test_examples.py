@@ -26,6 +26,9 @@ EXPECTED = {
     "transfer": "from scratch on the same 50 images: mean",
     "overfitting": "early stopping",
     "vanishing_gradients": "first-layer / last-layer gradient norm",
+    "convolution": "distinct non-zero values 9",
+    "cnn_digits": "test accuracy",
+    "sequence_forecast": "linear AR",
 }
 
 

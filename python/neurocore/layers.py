@@ -577,6 +577,7 @@ class Conv2D(Layer):
 
     @property
     def weight_shape(self) -> tuple:
+        """(kh, kw, in_channels, out_channels), the shape of ``weight``."""
         return (*self.kernel_size, self.in_channels, self.out_channels)
 
     def __repr__(self) -> str:
@@ -614,6 +615,7 @@ class Conv2D(Layer):
         return out + ([("bias", (self.out_channels,), False)] if self.use_bias else [])
 
     def fans(self) -> tuple:
+        """(fan_in, fan_out) = (kh*kw*in_channels, kh*kw*out_channels) for the He/Glorot initialisers."""
         kh, kw = self.kernel_size
         return kh * kw * self.in_channels, kh * kw * self.out_channels
 
