@@ -528,17 +528,27 @@ class Conv2D(Layer):
     ``y[n, p, q, o] = bias[o] + sum over (i, j, c) of x[n, p*sh + i - pt, q*sw + j - pl, c] * weight[i, j, c, o]``
     (cross-correlation, as in PyTorch), zero padding.
 
+    ``weight`` is (kh, kw, in_channels, out_channels) and ``bias`` (out_channels,): zero-copy views.
+
     Parameters
     ----------
     in_channels, out_channels : int >= 1
-    kernel_size, stride : int or (int, int)
-    padding : int, (int, int), "valid" (0) or "same" (stride 1 only; an even kernel pads one more pixel at
-        the bottom/right, as PyTorch's ``padding="same"``).
+    kernel_size : int or (int, int)
+    stride : int or (int, int), default 1
+    padding : int, (int, int), "valid" (0) or "same", default 0
+        "same" needs stride 1; an even kernel pads one more pixel at the bottom/right, as PyTorch's
+        ``padding="same"``.
     bias : bool, default True
-    init : str, ndarray (kh, kw, in_channels, out_channels) or None. ``None`` picks He (uniform) when a
-        ReLU-like activation follows, else Glorot, with fan_in = kh*kw*in_channels.
+    init : str, ndarray (kh, kw, in_channels, out_channels) or None, default None
+        ``None`` picks He (uniform) when a ReLU-like activation follows, else Glorot, with
+        fan_in = kh*kw*in_channels.
 
-    ``weight`` is (kh, kw, in_channels, out_channels) and ``bias`` (out_channels,): zero-copy views.
+    Raises
+    ------
+    TypeError, ValueError
+        Arguments of the wrong type or range (sizes < 1, an unknown padding, "same" with a stride, an init
+        array of another shape or with NaN/Inf). In a Sequential: input channels that differ from
+        in_channels, or an image smaller than the kernel (the message names the layer and the shapes).
     """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, bias: bool = True,
