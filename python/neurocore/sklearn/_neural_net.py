@@ -197,6 +197,7 @@ class NeuralNetClassifier(ClassifierMixin, _BaseNeuralNet):
         return proba
 
     def predict_log_proba(self, X):
+        """log of :meth:`predict_proba`, (n_samples, n_classes); -inf where a probability is 0."""
         with np.errstate(divide="ignore"):
             return np.log(self.predict_proba(X))
 
