@@ -157,6 +157,39 @@ py::tuple loss_entry(const std::string& kind_name, CArray<T> out, py::array targ
     return py::make_tuple(value, grad);
 }
 
+// A data set read in place: a C-contiguous, aligned (rows, *shape) array of uint8/int16/float16/float32/float64
+// (a np.memmap too), with an optional scale, or per-value (shift, divisor) arrays of the network's dtype
+// (shape.size() values: one per feature, or per pixel and channel of an image).
+// The arrays must outlive the call (the caller holds them).
+template <typename T>
+nc::InputSource<T> input_source(const py::array& x, const nc::Shape& shape, double scale, const std::optional<py::array>& shift,
+                                const std::optional<py::array>& divisor, const char* what) {
+    require_batch(x, shape, what);
+    const index_t cols = shape.size();
+    if (!(x.flags() & py::array::c_style) || reinterpret_cast<std::uintptr_t>(x.data()) % std::uintptr_t(x.itemsize()) != 0)
+        throw py::value_error(std::string(what) + " must be C-contiguous and aligned");
+    nc::InputSource<T> in;
+    const py::dtype dt = x.dtype();
+    if (dt.is(py::dtype::of<float>())) in.type = nc::InputType::float32;
+    else if (dt.is(py::dtype::of<double>())) in.type = nc::InputType::float64;
+    else if (dt.is(py::dtype::of<std::uint8_t>())) in.type = nc::InputType::uint8;
+    else if (dt.is(py::dtype::of<std::int16_t>())) in.type = nc::InputType::int16;
+    else if (dt.kind() == 'f' && dt.itemsize() == 2) in.type = nc::InputType::float16;
+    else throw py::type_error(std::string(what) + " must be uint8, int16, float16, float32 or float64");
+    in.data = x.data();
+    in.cols = cols;
+    in.scale = T(scale);
+    if (shift.has_value() != divisor.has_value()) throw py::value_error("give both the mean and the std, or neither");
+    if (shift) {
+        for (const py::array* a : {&*shift, &*divisor})
+            if (!py::isinstance<py::array_t<T>>(*a) || a->ndim() != 1 || a->shape(0) != cols || !(a->flags() & py::array::c_style))
+                throw py::value_error("the mean and the std must be contiguous (cols,) arrays of the model's dtype");
+        in.shift = static_cast<const T*>(shift->data());
+        in.divisor = static_cast<const T*>(divisor->data());
+    }
+    return in;
+}
+
 template <typename T>
 T* state_ptr(const py::dict& d, const char* key, index_t n) {
     if (!d.contains(key) || d[key].is_none()) return nullptr;
@@ -296,16 +329,46 @@ void bind_network(py::module_& m, const char* name) {
             }
             return dx;
         })
-        .def("predict", [](Net& n, CArray<T> x, index_t chunk) {
-            require_batch(x, n.input_shape(), "x");
+        .def("predict", [](Net& n, py::array x, index_t chunk, double scale, std::optional<py::array> shift,
+                           std::optional<py::array> divisor) {
+            const nc::InputSource<T> in = input_source<T>(x, n.input_shape(), scale, shift, divisor, "x");
             if (chunk < 1) throw py::value_error("batch_size must be >= 1");
             typename Net::Lock lock(n);
             auto y = new_batch<T>(x.shape(0), n.output_shape());
             if (x.shape(0) > 0) {
                 py::gil_scoped_release nogil;
-                n.predict(x.data(), x.shape(0), chunk, y.mutable_data());
+                n.predict(in, x.shape(0), chunk, y.mutable_data());
             }
             return y;
+        }, py::arg("x"), py::arg("chunk"), py::arg("scale") = 1.0, py::arg("shift") = py::none(),
+           py::arg("divisor") = py::none())
+        // Data-parallel training: MPI_Allreduce's address and the handles, from mpi4py (None: off).
+        .def("set_collective", [](Net& n, std::optional<py::tuple> t) {
+            nc::Collective c;
+            if (t) {
+                if (t->size() != 9) throw py::value_error("set_collective takes 9 values");
+                c.allreduce = reinterpret_cast<void*>((*t)[0].cast<std::uintptr_t>());
+                c.handle_bytes = (*t)[1].cast<int>();
+                c.comm = (*t)[2].cast<std::uint64_t>();
+                c.op_sum = (*t)[3].cast<std::uint64_t>();
+                c.type_float = (*t)[4].cast<std::uint64_t>();
+                c.type_double = (*t)[5].cast<std::uint64_t>();
+                c.in_place = (*t)[6].cast<std::uint64_t>();
+                c.rank = (*t)[7].cast<int>();
+                c.size = (*t)[8].cast<int>();
+                if (!c.allreduce || (c.handle_bytes != 4 && c.handle_bytes != 8) || c.size < 1 || c.rank < 0 || c.rank >= c.size)
+                    throw py::value_error("invalid collective");
+            }
+            typename Net::Lock lock(n);
+            n.set_collective(c);
+        })
+        .def("sync_point", [](Net& n, py::array_t<double, py::array::c_style> status) {
+            if (status.ndim() != 1 || status.shape(0) != nc::kStatusSize || !status.writeable())
+                throw py::value_error("status must be a writable float64 array of " + std::to_string(nc::kStatusSize));
+            if (!n.collective().active()) throw py::value_error("sync_point needs a collective");
+            typename Net::Lock lock(n);
+            py::gil_scoped_release nogil;
+            n.sync_point(status.mutable_data());
         })
         .def("zero_grad", [](Net& n) {
             typename Net::Lock lock(n);
@@ -321,18 +384,24 @@ void bind_network(py::module_& m, const char* name) {
             }
             return norm;
         })
-        .def("train_steps", [](Net& n, CArray<T> x, py::array y, Labels order, index_t batch_size, index_t first_step,
+        .def("train_steps", [](Net& n, py::array x, py::array y, Labels order, index_t batch_size, index_t first_step,
                                index_t max_steps, double time_budget, double loss_sum, const std::string& loss, const py::dict& opt,
                                std::optional<py::array_t<double, py::array::c_style>> lr_per_step, double input_noise,
-                               std::optional<py::array_t<double, py::array::c_style>> grad_norm_sums) {
-            require_batch(x, n.input_shape(), "X");
+                               std::optional<py::array_t<double, py::array::c_style>> grad_norm_sums, double scale,
+                               std::optional<py::array> shift, std::optional<py::array> divisor, index_t split,
+                               index_t steps_per_epoch) {
+            nc::TrainRequest<T> req;
+            req.x = input_source<T>(x, n.input_shape(), scale, shift, divisor, "X");
             const index_t rows = x.shape(0);
             if (rows < 1) throw py::value_error("X has the wrong shape");
-            if (order.ndim() != 1 || order.shape(0) != rows) throw py::value_error("order must have one entry per sample");
-            for (index_t i = 0; i < rows; ++i)
+            // order visits rows of X (all of them, or a subset such as a validation split's training part)
+            if (order.ndim() != 1 || order.shape(0) < 1 || order.shape(0) > rows) throw py::value_error("order must have 1 to n_samples entries");
+            for (index_t i = 0; i < order.shape(0); ++i)
                 if (order.data()[i] < 0 || order.data()[i] >= rows) throw py::value_error("order holds an index out of range");
             if (batch_size < 1 || first_step < 0 || max_steps < 0) throw py::value_error("batch_size must be >= 1");
-            nc::TrainRequest<T> req;
+            if (split < 1 || split > (index_t(1) << 20) || batch_size > INT64_MAX / split || steps_per_epoch < 0)
+                throw py::value_error("invalid split or steps_per_epoch");
+            if (split > 1 && split != n.collective().size) throw py::value_error("split must equal the world size");
             req.loss = parse_loss(loss);
             Labels labels;
             CArray<T> values;
@@ -346,16 +415,19 @@ void bind_network(py::module_& m, const char* name) {
                     throw py::value_error("y must have shape (n_samples, out_features)");
                 req.y_values = values.data();
             }
-            req.x = x.data();
             req.order = order.data();
-            req.n = rows;
+            req.n = order.shape(0);
+            req.split = split;
+            req.n_steps = steps_per_epoch;
             req.batch_size = batch_size;
             req.first_step = first_step;
             req.max_steps = max_steps;
             req.time_budget_s = time_budget;
             req.loss_sum = loss_sum;
             req.opt = optimizer_ref<T>(opt, n.n_params());
-            const index_t n_steps = (rows + batch_size - 1) / batch_size;
+            const index_t n_steps = steps_per_epoch > 0 ? steps_per_epoch : (req.n + batch_size * split - 1) / (batch_size * split);
+            if (steps_per_epoch > 0 && steps_per_epoch > (req.n + batch_size - 1) / batch_size)
+                throw py::value_error("steps_per_epoch exceeds the batches of the data");
             if (lr_per_step) {
                 if (lr_per_step->ndim() != 1 || lr_per_step->shape(0) != n_steps) throw py::value_error("lr_per_step must have one entry per step");
                 req.lr_per_step = lr_per_step->data();
@@ -373,7 +445,8 @@ void bind_network(py::module_& m, const char* name) {
                 py::gil_scoped_release nogil;
                 p = n.train(req);
             }
-            return py::make_tuple(p.steps, p.loss_sum, p.nonfinite, p.bad_loss, p.bad_label_row, p.correct);
+            return py::make_tuple(p.steps, p.loss_sum, p.nonfinite, p.bad_loss, p.bad_label_row, p.correct, p.rows,
+                                  p.bad_label_rank, p.stops, p.stop_rank, p.stop_kind);
         });
 }
 
@@ -392,6 +465,17 @@ PYBIND11_MODULE(_core, m) {
     m.doc() = "neurocore's compiled core: kernels, dispatch and the network engine";
     bind_network<float>(m, "Network_float32");
     bind_network<double>(m, "Network_float64");
+    m.attr("status_size") = int(nc::kStatusSize);
+    py::dict fields;
+    fields["rows"] = int(nc::kStatusRows);
+    fields["loss_sum"] = int(nc::kStatusLossSum);
+    fields["correct"] = int(nc::kStatusCorrect);
+    fields["bad_label_ranks"] = int(nc::kStatusBadLabelRanks);
+    fields["stops"] = int(nc::kStatusStops);
+    fields["stop_rank"] = int(nc::kStatusStopRank);
+    fields["stop_kind"] = int(nc::kStatusStopKind);
+    fields["payload"] = int(nc::kStatusPayload);
+    m.attr("status_fields") = fields;
 
     m.def("gemm", [](py::array a, py::array b, bool trans_a, bool trans_b, std::optional<py::array> bias,
                      const std::string& activation, double alpha) {

@@ -239,7 +239,8 @@ Pass<T> Network<T>::make_pass(index_t rows, bool training) {
 template <typename T>
 const T* Network<T>::run_forward(index_t rows, bool training) {
     Pass<T> p = make_pass(rows, training);
-    p.key = training ? next_key(1) : 0;
+    p.key = training ? next_key(1) ^ rank_salt() : 0;
+    if (training && syncing()) p.comm = &comm_;
     for (std::size_t s = 0; s < stages_.size(); ++s) {
         Stage<T>& st = *stages_[s];
         const T* in = s == 0 ? stage0_in_ : outs_[s - 1];
@@ -256,6 +257,7 @@ const T* Network<T>::run_forward(index_t rows, bool training) {
 template <typename T>
 const T* Network<T>::run_backward(index_t rows, bool want_dx) {
     Pass<T> p = make_pass(rows, forward_training_);
+    if (forward_training_ && syncing()) p.comm = &comm_;
     T* g = grad_a_.data();
     T* spare = grad_b_.data();
     for (std::size_t s = stages_.size(); s-- > 0;) {
@@ -316,11 +318,16 @@ const T* Network<T>::backward(const T* dy) {
 }
 
 template <typename T>
-void Network<T>::predict(const T* x, index_t rows, index_t chunk, T* out) {
+void Network<T>::predict(const InputSource<T>& x, index_t rows, index_t chunk, T* out) {
     reserve(rows < chunk ? rows : chunk);
     for (index_t start = 0; start < rows; start += chunk) {
         const index_t n = rows - start < chunk ? rows - start : chunk;
-        stage0_in_ = x + start * in_features_;   // read in place: no backward follows
+        if (x.plain()) {
+            stage0_in_ = static_cast<const T*>(x.data) + start * in_features_;   // read in place: no backward follows
+        } else {
+            gather_cast_rows(input_.data(), x, nullptr, start, n);
+            stage0_in_ = input_.data();
+        }
         stage0_rows_ = nullptr;
         const T* y = run_forward_tuned(n, false, n == chunk || start == 0);
         std::memcpy(out + start * out_features_, y, sizeof(T) * size_t(n * out_features_));
@@ -385,61 +392,95 @@ TrainProgress Network<T>::train(TrainRequest<T>& req) {
     const auto start_time = clock::now();
     TrainProgress prog;
     prog.loss_sum = req.loss_sum;
-    const index_t batch_rows = req.batch_size < req.n ? req.batch_size : req.n;  // the rows that exist
-    const index_t n_steps = (req.n + req.batch_size - 1) / req.batch_size;
+    const bool distributed = comm_.active();
+    const index_t batch_rows = req.batch_size < req.n ? req.batch_size : req.n;  // the most rows of a step
+    const index_t global_batch = req.batch_size * req.split;
+    const index_t n_steps = req.n_steps > 0 ? req.n_steps : (req.n + global_batch - 1) / global_batch;
     const index_t last = req.first_step + req.max_steps < n_steps ? req.first_step + req.max_steps : n_steps;
     const int max_threads = num_threads();
     // On every way out: all threads again, and no forward kept that points into the caller's data.
     struct ResetAfterTraining {
         Network& net;
         ~ResetAfterTraining() {
+            net.in_step_ = false;
             net.thread_choice_ = 0;
             net.stage0_in_ = net.input_.data();
             net.stage0_rows_ = nullptr;
             net.forward_rows_ = 0;
         }
     } reset{*this};
+    in_step_ = true;
     // A first Dense layer reads the batch straight from the data set through its products' gathers;
     // any other first stage (or input noise, which writes the batch) needs the batch copied out.
-    const bool gather_in_gemm = stages_.front()->reads_gathered_input() && req.input_noise <= 0;
+    const bool gather_in_gemm = stages_.front()->reads_gathered_input() && req.input_noise <= 0 && req.x.plain();
     for (index_t step = req.first_step; step < last; ++step) {
         thread_choice_ = tuner_.pick(max_threads);
         const auto step_start = clock::now();
         reserve(batch_rows);   // allocates only on the first step (or after a kernel-set switch)
         const KernelTable<T>& kt = *kt_;
-        const index_t begin = step * req.batch_size;
-        const index_t rows = req.n - begin < req.batch_size ? req.n - begin : req.batch_size;
+        // The step's rows of `order`; with split ranks, this rank's even share of them (the first ranks
+        // take one more when they do not divide; a rank may have none in a small last step).
+        index_t begin = step * global_batch;
+        const index_t step_rows = req.n - begin < global_batch ? req.n - begin : global_batch;
+        index_t rows = step_rows > 0 ? step_rows : 0;
+        if (req.split > 1) {
+            const index_t base = rows / req.split, extra = rows % req.split, r = comm_.rank;
+            begin += r * base + (r < extra ? r : extra);
+            rows = base + (r < extra ? 1 : 0);
+        }
         const std::int64_t* idx = req.order + begin;
-        if (gather_in_gemm) {
-            stage0_in_ = req.x;
-            stage0_rows_ = idx;
-        } else {
-            kt.gather_rows(input_.data(), req.x, idx, rows, in_features_);
-            if (req.input_noise > 0) kt.gaussian_noise(input_.data(), rows, in_features_, req.input_noise, next_key(2));
-            stage0_in_ = input_.data();
-            stage0_rows_ = nullptr;
-        }
-        if (req.y_labels) {
-            for (index_t i = 0; i < rows; ++i) {
-                const std::int64_t label = req.y_labels[idx[i]];
-                if (label < 0 || label >= out_features_) {
-                    prog.bad_label_row = idx[i];
-                    return prog;
-                }
-                labels_.data()[i] = label;
+        double value = 0.0;
+        index_t correct = 0, bad_row = -1;
+        if (rows > 0) {
+            if (gather_in_gemm) {
+                stage0_in_ = static_cast<const T*>(req.x.data);
+                stage0_rows_ = idx;
+            } else {
+                if (req.x.plain()) kt.gather_rows(input_.data(), static_cast<const T*>(req.x.data), idx, rows, in_features_);
+                else gather_cast_rows(input_.data(), req.x, idx, 0, rows);
+                if (req.input_noise > 0)
+                    kt.gaussian_noise(input_.data(), rows, in_features_, req.input_noise, next_key(2) ^ rank_salt());
+                stage0_in_ = input_.data();
+                stage0_rows_ = nullptr;
             }
+            if (req.y_labels) {
+                for (index_t i = 0; i < rows; ++i) {
+                    std::int64_t label = req.y_labels[idx[i]];
+                    if (label < 0 || label >= out_features_) {
+                        if (!distributed) {
+                            prog.bad_label_row = idx[i];
+                            return prog;
+                        }
+                        bad_row = bad_row < 0 ? idx[i] : bad_row;   // reported with the status: every rank stops
+                        label = 0;
+                    }
+                    labels_.data()[i] = label;
+                }
+            } else {
+                kt.gather_rows(targets_.data(), req.y_values, idx, rows, out_features_);
+            }
+            const T* out = run_forward(rows, true);
+            value = kt.loss(grad_a_.data(), out, targets_.data(), labels_.data(), rows, out_features_, req.loss);
+            correct = count_correct(out, rows, req.loss);
         } else {
-            kt.gather_rows(targets_.data(), req.y_values, idx, rows, out_features_);
+            idle_forward();
         }
-        const T* out = run_forward(rows, true);
-        const double value = kt.loss(grad_a_.data(), out, targets_.data(), labels_.data(), rows, out_features_, req.loss);
+        index_t total_rows = rows;
+        if (distributed) {   // one small sum: the global batch's loss, size and faults; the mean gradient
+            if (!exchange_status(prog, rows, value, correct, bad_row, total_rows)) return prog;
+            if (rows > 0 && rows != total_rows)   // weights rows of the global batch: its mean loss
+                kt.scale(grad_a_.data(), rows * out_features_, double(rows) / double(total_rows));
+        }
         if (!std::isfinite(value)) {
             prog.nonfinite = true;
             prog.bad_loss = value;
             return prog;
         }
-        prog.correct += count_correct(out, rows, req.loss);
-        run_backward(rows, false);
+        prog.correct += correct;
+        prog.rows += total_rows;
+        if (rows > 0) run_backward(rows, false);
+        else idle_backward();
+        if (distributed) sum_gradients();
         if (req.grad_norm_sums)
             for (std::size_t i = 0; i < tracked_.size(); ++i) {
                 const Stage<T>& st = *stages_[std::size_t(tracked_[i])];

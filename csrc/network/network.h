@@ -13,6 +13,8 @@
 #include "../aligned_buffer.h"
 #include "../core_types.h"
 #include "stage.h"
+#include "collective.h"
+#include "input_source.h"
 
 namespace nc {
 
@@ -31,11 +33,15 @@ struct OptimizerRef {
 // One call's worth of an epoch: steps [first_step, first_step + max_steps) of the epoch's batches.
 template <typename T>
 struct TrainRequest {
-    const T* x = nullptr;                    // (n, in)
+    InputSource<T> x{};                      // (rows, in), read in place
     const T* y_values = nullptr;             // (n, out) for mse / bce*, else nullptr
     const std::int64_t* y_labels = nullptr;  // (n,) for cross-entropy, else nullptr
     const std::int64_t* order = nullptr;     // (n,) the epoch's visiting order
     index_t n = 0, batch_size = 1, first_step = 0, max_steps = 0;
+    // Data-parallel training (the network has a collective): a step's batch is batch_size x split rows of
+    // `order`, of which this rank takes its even share (split = world size; 1 when each rank passes its own
+    // shard); n_steps steps per epoch (0: ceil(n / (batch_size x split))).
+    index_t split = 1, n_steps = 0;
     double time_budget_s = 0.1;              // return after this long so Python can see Ctrl-C
     double loss_sum = 0.0;                   // running sum of the epoch's batch losses so far (fixed order)
     LossKind loss = LossKind::mse;
@@ -52,6 +58,10 @@ struct TrainProgress {
     bool nonfinite = false;      // the next step's loss was NaN/Inf: stopped before updating
     double bad_loss = 0.0;
     index_t bad_label_row = -1;  // a label outside [0, out) at this data row: stopped before updating
+    // Data-parallel training: the steps' rows over all ranks, and why the ranks stopped together.
+    index_t rows = 0;
+    index_t bad_label_rank = -1;  // the rank whose data held bad_label_row
+    index_t stops = 0, stop_rank = -1, stop_kind = 0;   // ranks that asked to stop (sync_point), one of them
 };
 
 template <typename T>
@@ -84,12 +94,21 @@ class Network {
     // dy (rows, out) of the last forward -> fills the gradients of trainable layers; returns dx (rows, in).
     const T* backward(const T* dy);
     // out (rows, out) = network(x) in inference mode, in chunks of `chunk` rows; drops the kept forward.
-    void predict(const T* x, index_t rows, index_t chunk, T* out);
+    void predict(const InputSource<T>& x, index_t rows, index_t chunk, T* out);
     void zero_grad();
     // One optimizer step from the current gradients (trainable layers only); returns the gradient norm
     // before clipping when want_norm or clipping (else 0).
     double optimizer_step(OptimizerRef<T>& opt, double lr, bool want_norm);
     TrainProgress train(TrainRequest<T>& req);
+
+    // Data-parallel training (distributed.cpp): train() sums gradients and BatchNorm statistics over the
+    // collective's ranks. A Collective{} turns it off.
+    void set_collective(const Collective& comm);
+    const Collective& collective() const { return comm_; }
+    // A synchronisation point outside a step, shaped like a step's first collectives (BatchNorm's with
+    // no rows, then the status sum), so a rank stopping between steps meets its peers wherever they wait:
+    // status (kStatusSize,) is summed over the ranks in place.
+    void sync_point(double* status);
 
     // Refuses concurrent use of one network from several threads (the GIL is released in every call).
     class Lock {
@@ -102,6 +121,12 @@ class Network {
 
   private:
     void reserve(index_t rows);
+    // distributed.cpp: the per-step collectives.
+    bool exchange_status(TrainProgress& prog, index_t rows, double& loss, index_t& correct, index_t bad_row,
+                         index_t& total_rows);
+    void idle_forward();
+    void idle_backward();
+    void sum_gradients();
     const T* run_forward(index_t rows, bool training);    // from stage0_in_ (input_, or the caller's rows)
     // run_forward with predict/forward's thread choice (infer_tuner_); `timed`: a call that counts for it.
     const T* run_forward_tuned(index_t rows, bool training, bool timed);
@@ -138,6 +163,10 @@ class Network {
     int ws_threads_ = 0;
     std::uint64_t seed_ = 0, draws_ = 0;
     std::atomic<bool> busy_{false};
+    Collective comm_{};
+    bool in_step_ = false;           // inside train(): BatchNorm syncs (a callback's forward() never does)
+    bool syncing() const { return in_step_ && comm_.active(); }
+    std::uint64_t rank_salt() const;  // mixed into dropout/noise keys: each rank draws its own masks
 
     // Threads the kernels use: num_threads(), unless the training loop's tuner picked fewer.
     int threads() const;

@@ -10,6 +10,7 @@
 
 #include "../aligned_buffer.h"
 #include "../core_types.h"
+#include "collective.h"
 
 namespace nc {
 
@@ -90,6 +91,7 @@ struct Pass {
     T* temp = nullptr;                    // scratch not kept across stages, temp_elems() at least
     index_t temp_elems = 0;
     const std::int64_t* in_rows = nullptr;  // stage 0 only: the batch's rows in its input (a gather), or null
+    const Collective* comm = nullptr;     // data-parallel training: sums over the ranks (BatchNorm's statistics)
     const T* const* outs = nullptr;       // per stage: its output of this forward
     T* const* auxs = nullptr;             // per stage: its kept workspace (aux_per_sample() per sample)
 };
@@ -130,6 +132,11 @@ class Stage {
     virtual const TensorSlot* tracked_weight() const { return nullptr; }
     // A residual marker's matching marker (the network links them), else unused.
     virtual void set_partner(index_t) {}
+
+    // Data-parallel training, a step in which this rank has no rows: the collectives its forward and
+    // backward would make (with p.comm set), so that the ranks' sums still pair up.
+    virtual void idle_forward(const Pass<T>&) {}
+    virtual void idle_backward(const Pass<T>&) {}
 
     // out (rows, out) = f(in (rows, in)); aux is this stage's kept workspace (nullptr if none).
     virtual void forward(const Pass<T>& p, const T* x, T* y, T* aux) = 0;

@@ -6,7 +6,7 @@ Sequential API. Weights are (in_features, out_features): y = x @ W + b.
 from . import _load_core  # noqa: F401  (first: it loads the compiled core, neurocore._core)
 
 # isort: split
-from . import _core, callbacks, schedules  # noqa: F401
+from . import _core, callbacks, distributed, schedules  # noqa: F401
 from ._runtime import _select_isa_from_env, cpu_info, get_num_threads, set_num_threads
 from .augment import GaussianNoise
 from .callbacks import EarlyStopping
@@ -45,7 +45,7 @@ __all__ = [
     "Dropout", "BatchNorm", "Residual", "Conv2D", "MaxPool2D", "AvgPool2D", "GlobalAvgPool2D", "Flatten",
     "RNN", "LSTM", "GRU",
     "MSELoss", "BCELoss", "BCEWithLogitsLoss", "CrossEntropyLoss", "SGD", "Adam", "AdamW",
-    "GaussianNoise", "EarlyStopping", "schedules", "callbacks",
+    "GaussianNoise", "EarlyStopping", "schedules", "callbacks", "distributed",
     "load", "from_torch", "cpu_info", "set_num_threads", "get_num_threads", "__version__",
 ]
 

@@ -7,7 +7,7 @@ import warnings
 import numpy as np
 
 from . import _core
-from ._validation import as_batch, check_bool, check_int, check_shape, resolve_dtype
+from ._validation import as_batch, as_numeric_array, check_bool, check_float, check_int, check_shape, resolve_dtype
 from .layers import (
     ELU,
     GELU,
@@ -30,6 +30,9 @@ from .optim import SGD
 __all__ = ["Sequential"]
 
 _STEP_BUDGET_S = 0.1   # Python regains control this often during fit (Ctrl-C, progress bar)
+# Inputs of these dtypes are read in place (a np.memmap too): the C++ core gathers and casts each batch.
+_IN_PLACE_DTYPES = frozenset(np.dtype(t) for t in (np.uint8, np.int16, np.float16, np.float32, np.float64))
+_FINITE_CHECK_ELEMS = 1 << 22   # rows are checked for NaN/Inf in blocks of about this many values
 
 
 class Sequential:
@@ -218,6 +221,46 @@ class Sequential:
             return y.reshape(y.shape[0], -1)
         return y
 
+    def _source(self, x, name="x", allow_empty=False, finite=False) -> np.ndarray:
+        """x as the C++ core reads it: in place when it is a C-contiguous (batch, *input_shape) array of
+        uint8/int16/float16/float32/float64 (a np.memmap too: never copied whole), else cast once."""
+        if (isinstance(x, np.ndarray) and x.dtype in _IN_PLACE_DTYPES and x.shape[1:] == self.input_shape
+                and x.flags.c_contiguous and x.flags.aligned and (x.shape[0] > 0 or allow_empty)):
+            if finite and x.dtype.kind == "f":
+                _check_finite(x, name, self.dtype)
+            return x
+        return self._input(x, name, allow_empty=allow_empty, finite=finite)
+
+    def _scaling(self, scale) -> tuple:
+        """(scale, mean, std) for the C++ core from ``scale=``: None, a number (x * scale), or a pair
+        (mean, std) of numbers or arrays broadcastable to input_shape ((x - mean) / std: per feature, or per
+        channel of an image)."""
+        if scale is None:
+            return 1.0, None, None
+        if isinstance(scale, (tuple, list)):
+            if len(scale) != 2:
+                raise ValueError(f"scale must be a number or a pair (mean, std), got a sequence of {len(scale)}")
+            shape = self.input_shape
+            pair = []
+            for value, what in zip(scale, ("mean", "std")):
+                arr = as_numeric_array(value, f"scale {what}")
+                try:
+                    arr = np.broadcast_to(arr, shape)
+                except ValueError:
+                    raise ValueError(f"scale {what} must be a number or broadcast to the input shape {shape}, got "
+                                     f"shape {arr.shape}") from None
+                arr = np.ascontiguousarray(arr, dtype=self.dtype).ravel()
+                if not np.isfinite(arr).all():
+                    raise ValueError(f"scale {what} must be finite")
+                pair.append(arr)
+            if not (pair[1] > 0).all():
+                raise ValueError(f"scale std must be > 0 for every feature, got minimum {pair[1].min()}")
+            return 1.0, pair[0], pair[1]
+        value = check_float(scale, "scale")
+        if value == 0:
+            raise ValueError("scale must be non-zero")
+        return value, None, None
+
     def forward(self, x, training: bool = False) -> np.ndarray:
         """Run the network on a batch; keeps the activations that :meth:`backward` needs.
 
@@ -277,7 +320,7 @@ class Sequential:
                              f"forward, got {g.shape}")
         return self._net.backward(g)
 
-    def predict(self, x, batch_size: int = 1024) -> np.ndarray:
+    def predict(self, x, batch_size: int = 1024, scale=None) -> np.ndarray:
         """The network's output for x in inference mode (dropout off, BatchNorm on running statistics).
 
         ``model(x)`` is the same call.
@@ -285,9 +328,12 @@ class Sequential:
         Parameters
         ----------
         x : array (n, *input_shape)
-            Any real dtype and memory layout; n may be 0.
+            Any real dtype and memory layout; n may be 0. A C-contiguous uint8/int16/float16/float32/float64
+            array (a ``np.memmap`` too) is read in place, one chunk at a time, never copied whole.
         batch_size : int >= 1, default 1024
             Samples per chunk (memory only: the result does not depend on it).
+        scale : None, number or (mean, std), default None
+            Standardises x on the way, as in :meth:`fit`.
 
         Returns
         -------
@@ -300,11 +346,13 @@ class Sequential:
             Non-numeric x, x not shaped (n, *input_shape), a bad ``batch_size``.
         """
         batch_size = check_int(batch_size, "batch_size", minimum=1)
-        return self._net.predict(self._input(x, allow_empty=True), batch_size)
+        if scale is None:
+            return self._net.predict(self._source(x, allow_empty=True), batch_size)
+        return self._net.predict(self._source(x, allow_empty=True), batch_size, *self._scaling(scale))
 
     __call__ = predict
 
-    def evaluate(self, x, y, loss="cross_entropy", batch_size: int = 1024) -> dict:
+    def evaluate(self, x, y, loss="cross_entropy", batch_size: int = 1024, scale=None) -> dict:
         """The loss (and accuracy) of the model on (x, y), in inference mode.
 
         Parameters
@@ -316,6 +364,8 @@ class Sequential:
         loss : Loss or name, default "cross_entropy"
             'cross_entropy', 'mse', 'bce' or 'bce_with_logits'.
         batch_size : int >= 1, default 1024
+        scale : None, number or (mean, std), default None
+            Standardises x on the way, as in :meth:`fit` (x is read in place as by :meth:`predict`).
 
         Returns
         -------
@@ -330,9 +380,9 @@ class Sequential:
             (labels outside [0, out_features), BCE targets outside [0, 1]); an unknown loss name.
         """
         loss = get_loss(loss)
-        x = self._input(x)
+        x = self._source(x)
         target = loss.prepare_target(self._flat_target(y), x.shape[0], self.out_features, self.dtype)
-        out = self.predict(x, batch_size).reshape(x.shape[0], -1)
+        out = self.predict(x, batch_size, scale=scale).reshape(x.shape[0], -1)
         value, _ = loss(out, target)
         metrics = {"loss": value}
         acc = loss.accuracy(out, target)
@@ -344,13 +394,15 @@ class Sequential:
     def fit(self, x, y, loss="cross_entropy", optimizer=None, epochs: int = 1, batch_size: int = 32,
             shuffle: bool = True, seed=None, validation_data=None, validation_split: float = 0.0,
             schedule=None, callbacks=(), augment=None, track_gradients: bool = False, verbose: int = 1,
-            on_nonfinite: str = "raise") -> dict:
+            on_nonfinite: str = "raise", scale=None, distributed=None, sharded: bool = False) -> dict:
         """Train with mini-batches; the epoch loop runs in C++ with the GIL released.
 
         Parameters
         ----------
         x : array (n_samples, *input_shape)
-            Training inputs, finite.
+            Training inputs, finite. A C-contiguous uint8/int16/float16/float32/float64 array (a ``np.memmap``
+            too) is read in place: each batch's samples are gathered and cast in C++, so a data set larger
+            than memory trains without being copied.
         y : array
             Targets for ``loss``: integer labels (n_samples,) for cross-entropy, else shaped like the output
             ((n_samples,) is accepted for one output).
@@ -388,6 +440,19 @@ class Sequential:
         on_nonfinite : {"raise", "warn"}, default "raise"
             'raise' (FloatingPointError) or 'warn' (RuntimeWarning and stop) when a batch loss becomes NaN/Inf;
             the parameters keep the values of the last finite step.
+        scale : None, number or (mean, std), default None
+            A number multiplies the inputs (1/255 for uint8 images); a pair (mean, std) of numbers or arrays
+            broadcast to input_shape (per feature, or per channel of an image) makes them (x - mean) / std.
+            Applied per batch in C++, to the validation data too.
+        distributed : {None, "mpi"}, default None
+            "mpi": data-parallel training under ``mpiexec -n P`` (needs ``pip install "neurocore[mpi]"``).
+            Every rank passes the same data; a step trains on a global batch of ``batch_size x P`` samples,
+            rank r on its r-th share, with the gradients (and BatchNorm's statistics) summed over the ranks:
+            the weights equal one process's with ``batch_size x P`` and are identical on every rank. Rank 0's
+            parameters, optimizer state and seed start every rank; only rank 0 shows the progress bar.
+        sharded : bool, default False
+            With distributed="mpi": each rank passes its own part of the data; an epoch has as many steps as
+            the smallest part has batches.
 
         Returns
         -------
@@ -395,6 +460,7 @@ class Sequential:
             Per-epoch lists: ``loss`` (the mean of the epoch's batch losses), ``accuracy`` (for
             classification), ``lr``, and ``val_loss``/``val_accuracy`` with validation data. Ctrl-C stops
             within ~0.1 s, leaving the model at its last completed step, and raises KeyboardInterrupt.
+            Distributed: the history is the same on every rank (validation metrics summed over the ranks).
 
         Raises
         ------
@@ -406,7 +472,34 @@ class Sequential:
             report, BatchNorm with a batch of 1. Raised before any training: the model is unchanged.
         FloatingPointError
             The loss became NaN/Inf (with ``on_nonfinite="raise"``); the model keeps the last finite step.
+            Distributed, bad labels and a non-finite loss raise the same error on every rank.
+        neurocore.distributed.RankStoppedError
+            Distributed: another rank stopped (an exception, Ctrl-C); every rank stops.
+        ImportError
+            distributed="mpi" without mpi4py.
         """
+        sharded = check_bool(sharded, "sharded")
+        args = (x, y, loss, optimizer, epochs, batch_size, shuffle, seed, validation_data, validation_split,
+                schedule, callbacks, augment, track_gradients, verbose, on_nonfinite, scale)
+        if distributed is None:
+            if sharded:
+                raise ValueError("sharded=True needs distributed='mpi'")
+            return self._fit(*args, session=None, sharded=False)
+        if distributed != "mpi":
+            raise ValueError(f"distributed must be None or 'mpi', got {distributed!r}")
+        from .distributed import Session
+
+        session = Session(self._net)
+        try:
+            return self._fit(*args, session=session, sharded=sharded)
+        except BaseException as exc:
+            session.fail(exc)
+            raise
+        finally:
+            session.close()
+
+    def _fit(self, x, y, loss, optimizer, epochs, batch_size, shuffle, seed, validation_data, validation_split,
+             schedule, callbacks, augment, track_gradients, verbose, on_nonfinite, scale, session, sharded):
         from .augment import GaussianNoise
         from .callbacks import call_hook
         from .optim import Optimizer
@@ -440,14 +533,18 @@ class Sequential:
             noise, augment = augment.std, None
         elif augment is not None and not callable(augment):
             raise TypeError(f"augment must be a callable or neurocore.GaussianNoise, got {type(augment).__name__}")
+        if augment is not None and session is not None:
+            raise ValueError("a Python augment callable cannot run in a distributed fit (one Python call per batch "
+                             "and rank); use neurocore.GaussianNoise, or augment the data beforehand")
         track_gradients = check_bool(track_gradients, "track_gradients")
         split = float(validation_split) if not isinstance(validation_split, bool) else -1.0
         if not 0.0 <= split < 1.0:
             raise ValueError(f"validation_split must be in [0, 1), got {validation_split!r}")
         if split and validation_data is not None:
             raise ValueError("give validation_data or validation_split, not both")
+        scaling = self._scaling(scale)
 
-        x = self._input(x, "X", finite=True)
+        x = self._source(x, "X", finite=True)
         n = x.shape[0]
         y_arr = np.asarray(y) if not isinstance(y, np.ndarray) else y
         if y_arr.ndim == 0 or len(y_arr) != n:
@@ -455,18 +552,21 @@ class Sequential:
                              f"{'a scalar' if y_arr.ndim == 0 else len(y_arr)}")
         target = loss.prepare_target(self._flat_target(y_arr), n, self.out_features, self.dtype)
         val = None
+        rows = np.arange(n, dtype=np.int64)   # the rows of x that train
         if validation_data is not None:
             if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
                 raise TypeError("validation_data must be a tuple (x_val, y_val)")
-            xv = self._input(validation_data[0], "x_val", finite=True)
+            xv = self._source(validation_data[0], "x_val", finite=True)
             yv = loss.prepare_target(self._flat_target(validation_data[1]), xv.shape[0], self.out_features, self.dtype)
             val = (xv, yv)
         elif split:
-            x, target, val = _split(x, target, split, loss, seed)
-            n = x.shape[0]
-        if self._has(BatchNorm) and (min(batch_size, n) == 1 or n % batch_size == 1):
+            rows, val = _split(x, target, split, loss, seed)
+            n = len(rows)
+        world = session.size if session is not None else 1
+        step_batch = batch_size * (1 if sharded else world)   # rows of one step over all ranks
+        if self._has(BatchNorm) and not (sharded and world > 1) and (min(step_batch, n) == 1 or n % step_batch == 1):
             raise ValueError(f"BatchNorm needs more than one sample per batch in training mode: {n} samples in "
-                             f"batches of {batch_size} leave a last batch of 1; change batch_size")
+                             f"batches of {step_batch} leave a last batch of 1; change batch_size")
         reported = {"loss", "lr"} | ({"accuracy"} if loss.classification else set())
         if val is not None:
             reported |= {"val_loss"} | ({"val_accuracy"} if loss.classification else set())
@@ -477,6 +577,18 @@ class Sequential:
                                  f"(it reports {sorted(reported)}); pass validation data or monitor another metric")
         optimizer._bind(self)
         self.optimizer = optimizer
+        n_steps = -(-n // step_batch)
+        if session is not None:   # every rank got here: rank 0's parameters, state and seed for all
+            session.sync()
+            session.check_agree({"batch_size": batch_size, "epochs": epochs} | ({} if sharded else {"samples": n}),
+                                "pass sharded=True when each rank holds its own part of the data" if not sharded else "")
+            seed = session.bcast_value(int(np.random.SeedSequence().entropy % (1 << 63)) if seed is None else seed)
+            for arr in (self._params, self._net.state_array(), *optimizer.states, optimizer._step_counter):
+                session.bcast_(arr)
+            if sharded:
+                n_steps = session.min_int(n_steps)
+            if session.rank != 0:
+                verbose = 0
         if seed is not None:
             self._net.set_seed(seed)
 
@@ -491,14 +603,13 @@ class Sequential:
         if track_gradients:
             history["grad_norm"] = []
         rng = np.random.default_rng(seed)
-        n_steps = -(-n // batch_size)
         run = _EpochRun(self, x, target, loss, optimizer, batch_size, n_steps, verbose, on_nonfinite, noise,
-                        augment, track_gradients)
+                        augment, track_gradients, scale, scaling, session, sharded)
         for cb in callbacks:
             call_hook(cb, "on_train_begin", self)
         try:
             for epoch in range(epochs):
-                order = rng.permutation(n) if shuffle else np.arange(n, dtype=np.int64)
+                order = rows[rng.permutation(n)] if shuffle else rows
                 lrs = _epoch_lrs(schedule, optimizer.lr, epoch, n_steps)
                 metrics = run.epoch(order, epoch, epochs, lrs, val)
                 if metrics is None:  # stopped on a non-finite loss with on_nonfinite='warn'
@@ -511,6 +622,8 @@ class Sequential:
                 for cb in callbacks:
                     if cb(epoch, dict(metrics)) is False:
                         stop = True
+                if session is not None:   # the ranks stop together (their callbacks saw the same history)
+                    stop = session.sync((float(stop),))[0] > 0
                 if stop:
                     break
         finally:
@@ -677,7 +790,10 @@ def _copy_arrays(src: Layer, dst: Layer) -> None:
 
 
 def _split(x, target, share, loss, seed):
-    """Hold out `share` of (x, target), shuffled; stratified by class for classification losses."""
+    """Hold out `share` of (x, target), shuffled; stratified by class for classification losses.
+
+    Returns the training rows of x (indices: the training part is never copied) and the validation
+    (x, target) pair."""
     from .datasets import train_test_split
 
     n = x.shape[0]
@@ -694,8 +810,23 @@ def _split(x, target, share, loss, seed):
     idx = np.arange(n)
     tr, va, _, _ = train_test_split(idx, strata if strata is not None else np.zeros(n, np.int64),
                                     test_size=share, seed=0 if seed is None else seed, stratify=stratify)
-    return (np.ascontiguousarray(x[tr]), np.ascontiguousarray(target[tr]),
+    return (np.ascontiguousarray(tr, dtype=np.int64),
             (np.ascontiguousarray(x[va]), np.ascontiguousarray(target[va])))
+
+
+def _check_finite(x: np.ndarray, name: str, dtype: np.dtype) -> None:
+    """ValueError naming the first value that is NaN/Inf once cast to dtype, read in blocks of rows (a
+    memmap is never materialised whole)."""
+    x = x.reshape(x.shape[0], -1)   # a view: x is C-contiguous
+    block = max(1, _FINITE_CHECK_ELEMS // max(1, x.shape[1]))
+    for start in range(0, x.shape[0], block):
+        part = x[start:start + block]
+        if part.dtype.itemsize > dtype.itemsize:
+            with np.errstate(over="ignore"):   # what overflows is reported below
+                part = part.astype(dtype)
+        if not np.isfinite(part).all():
+            r, c = np.argwhere(~np.isfinite(part))[0]
+            raise ValueError(f"{name} must be finite; found {part[r, c]} at row {start + r}, column {c}")
 
 
 def _epoch_lrs(schedule, base_lr, epoch, n_steps):
@@ -711,57 +842,78 @@ class _EpochRun:
     """Drives one epoch through the C++ loop in slices of ~0.1 s (Ctrl-C, progress bar)."""
 
     def __init__(self, model, x, target, loss, optimizer, batch_size, n_steps, verbose, on_nonfinite, noise,
-                 augment, track_gradients):
+                 augment, track_gradients, scale, scaling, session, sharded):
         self.model, self.x, self.target, self.loss, self.opt = model, x, target, loss, optimizer
         self.batch_size, self.n_steps, self.verbose, self.on_nonfinite = batch_size, n_steps, verbose, on_nonfinite
         self.noise, self.augment = noise, augment
+        self.scale, self.scaling = scale, scaling
+        self.session, self.sharded = session, sharded
+        # Distributed: a step's rows are split over the ranks, or (sharded) each rank steps through its own.
+        self.split = session.size if session is not None and not sharded else 1
+        self.steps_per_epoch = n_steps if sharded else 0
         self.grad_norms = np.zeros(model._net.n_tracked) if track_gradients else None
 
-    def _steps(self, x, target, order, batch_size, first, count, loss_sum, lrs):
+    def _steps(self, x, target, order, batch_size, first, count, loss_sum, lrs, steps_per_epoch=None):
         net = self.model._net
         return net.train_steps(x, target, order, batch_size, first, count, _STEP_BUDGET_S, loss_sum, self.loss.kind,
-                               self.opt._state(), lrs, self.noise, self.grad_norms)
+                               self.opt._state(), lrs, self.noise, self.grad_norms, *self.scaling, self.split,
+                               self.steps_per_epoch if steps_per_epoch is None else steps_per_epoch)
+
+    def _fault(self, bad_row, bad_rank, nonfinite, bad, step, lrs, epoch):
+        """The error of a step that stopped: raised by every rank alike in a distributed fit."""
+        model = self.model
+        if bad_row >= 0:
+            where = f"row {bad_row}"
+            if self.session is not None and bad_rank != self.session.rank:
+                where = (f"row {bad_row} of rank {bad_rank}'s data" if bad_rank >= 0
+                         else "rows of several ranks' data")
+            raise ValueError(f"label at {where} is outside [0, {model.out_features})")
+        msg = (f"the loss became {bad} at epoch {epoch + 1}, step {step + 1} (of {self.n_steps}); "
+               f"training stopped with the parameters of the last finite step. Try a lower learning "
+               f"rate (lr={float(lrs[min(step, len(lrs) - 1)]):g}) or check the data scale.")
+        if self.on_nonfinite == "raise":
+            raise FloatingPointError(msg)
+        warnings.warn(msg, RuntimeWarning, stacklevel=5)
 
     def epoch(self, order, epoch, epochs, lrs, val):
         from .progress import EpochProgress
 
-        model, n = self.model, self.x.shape[0]
+        model, session = self.model, self.session
+        # the bar counts the rows of every rank (sharded: at most n_steps full batches of each)
+        n_shown = self.n_steps * self.batch_size * session.size if self.sharded else len(order)
         if self.grad_norms is not None:
             self.grad_norms[:] = 0
-        step, loss_sum, correct = 0, 0.0, 0
-        with EpochProgress(n, epoch, epochs, enabled=self.verbose > 0) as bar:
+        step, loss_sum, correct, seen = 0, 0.0, 0, 0
+        with EpochProgress(n_shown, epoch, epochs, enabled=self.verbose > 0) as bar:
             while step < self.n_steps:
                 if self.augment is None:
-                    done, loss_sum, nonfinite, bad, bad_row, got = self._steps(
-                        self.x, self.target, order, self.batch_size, step, self.n_steps - step, loss_sum, lrs)
+                    result = self._steps(self.x, self.target, order, self.batch_size, step, self.n_steps - step,
+                                         loss_sum, lrs)
                 else:  # a Python augmentation: one C++ step per batch, on the augmented batch
                     idx = order[step * self.batch_size:(step + 1) * self.batch_size]
                     xb = model._input(self.augment(self.x[idx]), "augment(x_batch)", finite=True)
                     if xb.shape[0] != len(idx):
                         raise ValueError(f"augment must return {len(idx)} rows, got {xb.shape[0]}")
-                    done, loss_sum, nonfinite, bad, bad_row, got = self._steps(
-                        xb, self.target[idx], np.arange(len(idx), dtype=np.int64), len(idx), 0, 1, loss_sum,
-                        lrs[step:step + 1])
+                    result = self._steps(xb, self.target[idx], np.arange(len(idx), dtype=np.int64), len(idx), 0, 1,
+                                         loss_sum, lrs[step:step + 1], steps_per_epoch=0)
+                done, loss_sum, nonfinite, bad, bad_row, got, rows, bad_rank, stops, stop_rank, stop_kind = result
                 step += done
                 correct += got
-                bar.advance(min(step * self.batch_size, n), loss_sum / max(step, 1))
-                if bad_row >= 0:
-                    raise ValueError(f"label at row {bad_row} is outside [0, {model.out_features})")
-                if nonfinite:
-                    msg = (f"the loss became {bad} at epoch {epoch + 1}, step {step + 1} (of {self.n_steps}); "
-                           f"training stopped with the parameters of the last finite step. Try a lower learning "
-                           f"rate (lr={float(lrs[min(step, len(lrs) - 1)]):g}) or check the data scale.")
-                    if self.on_nonfinite == "raise":
-                        raise FloatingPointError(msg)
-                    warnings.warn(msg, RuntimeWarning, stacklevel=4)
+                seen += rows
+                bar.advance(min(seen, n_shown), loss_sum / max(step, 1))
+                if session is not None:
+                    session.check_stops(stops, stop_rank, stop_kind)
+                    session.coordinated = bad_row >= 0 or nonfinite   # every rank raises this one
+                if bad_row >= 0 or nonfinite:
+                    self._fault(bad_row, bad_rank, nonfinite, bad, step, lrs, epoch)
                     return None
             metrics = {"loss": loss_sum / self.n_steps}
             if self.loss.classification:  # over the epoch's training batches, as each was seen
                 per_sample = 1 if self.loss.kind == "cross_entropy" else model.out_features
-                metrics["accuracy"] = correct / (n * per_sample)
+                metrics["accuracy"] = correct / (seen * per_sample)
             metrics["lr"] = float(lrs[-1])
             if val is not None:
-                vm = model.evaluate(val[0], val[1], self.loss)
+                vm = self._validate(*val)
                 metrics["val_loss"] = vm["loss"]
                 if "accuracy" in vm:
                     metrics["val_accuracy"] = vm["accuracy"]
@@ -771,3 +923,21 @@ class _EpochRun:
                                         for g, layer in zip(self.grad_norms.tolist(), tracked)]
             bar.finish({k: v for k, v in metrics.items() if k != "grad_norm"})
         return metrics
+
+    def _validate(self, xv, yv) -> dict:
+        """Validation metrics; in a distributed fit each rank evaluates its share (sharded: its own data)
+        and the sums over ranks give every rank the same values."""
+        model, session = self.model, self.session
+        if session is None:
+            return model.evaluate(xv, yv, self.loss, scale=self.scale)
+        m = xv.shape[0]
+        lo, hi = (0, m) if self.sharded else (session.rank * m // session.size, (session.rank + 1) * m // session.size)
+        sums = (0.0, 0.0, 0.0)
+        if hi > lo:
+            vm = model.evaluate(xv[lo:hi], yv[lo:hi], self.loss, scale=self.scale)
+            sums = (vm["loss"] * (hi - lo), vm.get("accuracy", 0.0) * (hi - lo), float(hi - lo))
+        total = session.sync(sums)
+        out = {"loss": float(total[0] / total[2])}
+        if self.loss.classification:
+            out["accuracy"] = float(total[1] / total[2])
+        return out
