@@ -181,6 +181,9 @@ def check(name, values, make_call, valid=(), **kw):
 
 # --------------------------------------------------------------------------- scalar arguments
 HUGE = ("2**63", "2**64", "10**100", "np.uint64(max)")
+# scale=: None or a finite non-zero number (a (mean, std) pair is tried in tests/test_memmap.py)
+SCALE_OK = ("None", "0.5", "-0.5", "-1", "1e308", "-1e308", "-2**63-1", "Fraction(1, 3)", "np.int64(-5)",
+            "np.uint64(max)") + HUGE
 # name: (labels of SCALARS that are valid for it, make_call(ctx, value), further allowed exceptions).
 # Valid values may be accepted or refused; everything else must be refused.
 SCALAR_CASES = {
@@ -207,6 +210,11 @@ SCALAR_CASES = {
                              lambda c, v: lambda: c.model.fit(c.x, c.labels, validation_data=v, verbose=0), ()),
     "fit(verbose)": (("0",) + HUGE, lambda c, v: lambda: c.model.fit(c.x, c.labels, verbose=v), ()),
     "fit(on_nonfinite)": ((), lambda c, v: lambda: c.model.fit(c.x, c.labels, on_nonfinite=v, verbose=0), ()),
+    "fit(scale)": (SCALE_OK, lambda c, v: lambda: c.model.fit(c.x, c.labels, scale=v, verbose=0), (FloatingPointError,)),
+    "predict(scale)": (SCALE_OK, lambda c, v: lambda: c.model.predict(c.x, scale=v), ()),
+    "evaluate(scale)": (SCALE_OK, lambda c, v: lambda: c.model.evaluate(c.x, c.labels, scale=v), ()),
+    "fit(distributed)": (("None",), lambda c, v: lambda: c.model.fit(c.x, c.labels, distributed=v, verbose=0), ()),
+    "fit(sharded)": (("False",), lambda c, v: lambda: c.model.fit(c.x, c.labels, sharded=v, verbose=0), ()),
     "SGD(lr)": (("0.5", "1e308", "Fraction(1, 3)") + HUGE, lambda c, v: lambda: nc.SGD(lr=v), ()),
     "SGD(momentum)": (("0", "0.5", "Fraction(1, 3)"), lambda c, v: lambda: nc.SGD(lr=0.1, momentum=v), ()),
     "SGD(nesterov)": (("False",), lambda c, v: lambda: nc.SGD(lr=0.1, nesterov=v), ()),
