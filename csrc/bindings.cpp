@@ -389,7 +389,9 @@ void bind_network(py::module_& m, const char* name) {
                                std::optional<py::array_t<double, py::array::c_style>> lr_per_step, double input_noise,
                                std::optional<py::array_t<double, py::array::c_style>> grad_norm_sums, double scale,
                                std::optional<py::array> shift, std::optional<py::array> divisor, index_t split,
-                               index_t steps_per_epoch) {
+                               index_t steps_per_epoch, std::optional<py::array_t<std::int64_t, py::array::c_style>> more) {
+            if (more && (more->ndim() != 1 || more->shape(0) != 5 || !more->writeable()))
+                throw py::value_error("more must be a writable int64 array of 5");
             nc::TrainRequest<T> req;
             req.x = input_source<T>(x, n.input_shape(), scale, shift, divisor, "X");
             const index_t rows = x.shape(0);
@@ -445,9 +447,19 @@ void bind_network(py::module_& m, const char* name) {
                 py::gil_scoped_release nogil;
                 p = n.train(req);
             }
-            return py::make_tuple(p.steps, p.loss_sum, p.nonfinite, p.bad_loss, p.bad_label_row, p.correct, p.rows,
-                                  p.bad_label_rank, p.stops, p.stop_rank, p.stop_kind);
-        });
+            if (more) {   // what a distributed fit also needs
+                const std::int64_t values[5] = {p.rows, p.bad_label_rank, p.stops, p.stop_rank, p.stop_kind};
+                std::memcpy(more->mutable_data(), values, sizeof values);
+            }
+            return py::make_tuple(p.steps, p.loss_sum, p.nonfinite, p.bad_loss, p.bad_label_row, p.correct);
+        }, py::arg("x"), py::arg("y"), py::arg("order"), py::arg("batch_size"), py::arg("first_step"), py::arg("max_steps"),
+           py::arg("time_budget"), py::arg("loss_sum"), py::arg("loss"), py::arg("opt"), py::arg("lr_per_step"),
+           py::arg("input_noise"), py::arg("grad_norm_sums"), py::arg("scale") = 1.0, py::arg("shift") = py::none(),
+           py::arg("divisor") = py::none(), py::arg("split") = 1, py::arg("steps_per_epoch") = 0,
+           py::arg("more") = py::none(),
+           "Runs steps [first_step, first_step + max_steps) of an epoch; returns (steps, loss_sum, nonfinite, "
+           "bad_loss, bad_label_row, correct). `more` (int64 (5,)) receives rows, bad_label_rank, stops, stop_rank, "
+           "stop_kind.");
 }
 
 template <typename F32, typename F64>

@@ -852,12 +852,13 @@ class _EpochRun:
         self.split = session.size if session is not None and not sharded else 1
         self.steps_per_epoch = n_steps if sharded else 0
         self.grad_norms = np.zeros(model._net.n_tracked) if track_gradients else None
+        self.more = np.zeros(5, dtype=np.int64)   # rows, bad_label_rank, stops, stop_rank, stop_kind
 
     def _steps(self, x, target, order, batch_size, first, count, loss_sum, lrs, steps_per_epoch=None):
         net = self.model._net
         return net.train_steps(x, target, order, batch_size, first, count, _STEP_BUDGET_S, loss_sum, self.loss.kind,
                                self.opt._state(), lrs, self.noise, self.grad_norms, *self.scaling, self.split,
-                               self.steps_per_epoch if steps_per_epoch is None else steps_per_epoch)
+                               self.steps_per_epoch if steps_per_epoch is None else steps_per_epoch, self.more)
 
     def _fault(self, bad_row, bad_rank, nonfinite, bad, step, lrs, epoch):
         """The error of a step that stopped: raised by every rank alike in a distributed fit."""
@@ -896,7 +897,8 @@ class _EpochRun:
                         raise ValueError(f"augment must return {len(idx)} rows, got {xb.shape[0]}")
                     result = self._steps(xb, self.target[idx], np.arange(len(idx), dtype=np.int64), len(idx), 0, 1,
                                          loss_sum, lrs[step:step + 1], steps_per_epoch=0)
-                done, loss_sum, nonfinite, bad, bad_row, got, rows, bad_rank, stops, stop_rank, stop_kind = result
+                done, loss_sum, nonfinite, bad, bad_row, got = result
+                rows, bad_rank, stops, stop_rank, stop_kind = self.more.tolist()
                 step += done
                 correct += got
                 seen += rows
