@@ -15,7 +15,7 @@ import numpy as np
 import neurocore as nc
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from mpi_worker_cases import CASES, SHARD_ROWS, data, flat, model, optimizer  # noqa: E402
+from mpi_worker_cases import CASES, SHARD_ROWS, data, flat, model, optimizer
 
 SCENARIO, OUT = sys.argv[1], sys.argv[2]
 RANK, SIZE = nc.distributed.rank(), nc.distributed.world_size()
