@@ -15,7 +15,7 @@ import pytest
 
 MODULES = ["neurocore", "neurocore.layers", "neurocore.model", "neurocore.losses", "neurocore.optim",
            "neurocore.schedules", "neurocore.callbacks", "neurocore.augment", "neurocore.datasets", "neurocore.io",
-           "neurocore._runtime", "neurocore.interop"]
+           "neurocore._runtime", "neurocore.interop", "neurocore.distributed"]
 OPTIONAL = {"neurocore.sklearn": "sklearn"}   # checked when their extra is installed
 
 
