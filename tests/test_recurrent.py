@@ -336,6 +336,17 @@ def test_garbage_input_is_refused_and_leaves_the_model_unchanged(name):
     assert model.predict(np.zeros((0, 5, 3))).shape == (0, 2)
 
 
+def test_long_sequence_predict_in_memory_sized_chunks():
+    # 6,000 steps keep 2.3 MB of gates per float64 sample, so predict's default chunk of 1024 samples would
+    # size gigabytes of buffers; it caps its chunk at ~256 MiB (116 samples here) and the rows come out
+    # the same bits as when predicted in small pieces.
+    model = nc.Sequential([nc.LSTM(1, 8)], dtype="float64", input_shape=(6000, 1), seed=0)
+    x = np.random.default_rng(1).standard_normal((130, 6000, 1))
+    whole = model.predict(x)
+    pieces = np.concatenate([model.predict(x[i:i + 50], batch_size=50) for i in range(0, 130, 50)])
+    np.testing.assert_array_equal(whole, pieces)
+
+
 def test_bad_layer_arguments_and_shapes():
     for bad in (lambda: nc.LSTM(0, 4), lambda: nc.GRU(3, 0), lambda: nc.RNN(3, 4, nonlinearity="sigmoid"),
                 lambda: nc.LSTM(3, 4, init="orthogonal")):

@@ -319,6 +319,13 @@ const T* Network<T>::backward(const T* dy) {
 
 template <typename T>
 void Network<T>::predict(const InputSource<T>& x, index_t rows, index_t chunk, T* out) {
+    // Inference sizes its buffers for about 256 MiB at most, beyond what is already reserved: a long
+    // sequence keeps every step's gates (T = 1000, H = 128: 3 MB a sample), so a chunk of 1024 samples
+    // would otherwise take gigabytes. Rows are independent in inference: the chunking changes no bits.
+    const index_t per_sample = in_features_ + act_width_ + aux_width_ + 2 * max_width_ + out_features_;
+    index_t affordable = index_t((std::size_t(256) << 20) / sizeof(T)) / (per_sample > 0 ? per_sample : 1);
+    affordable = affordable > cap_rows_ ? affordable : cap_rows_;
+    if (chunk > affordable) chunk = affordable > 0 ? affordable : 1;
     reserve(rows < chunk ? rows : chunk);
     for (index_t start = 0; start < rows; start += chunk) {
         const index_t n = rows - start < chunk ? rows - start : chunk;
