@@ -191,7 +191,9 @@ LIMITED_CHILD = textwrap.dedent(
     model = nc.Sequential([nc.Dense(2, 20000), nc.ReLU(), nc.Dense(20000, 2)], seed=0)
     x = np.ones((100000, 2), np.float32)
     before = [p.copy() for p in model.parameters()]
-    expect_memory_error("predict", lambda: model.predict(x, batch_size=100000))
+    # predict sizes its buffers for ~256 MiB whatever batch_size asks, so it answers instead of failing
+    y = model.predict(x, batch_size=100000)
+    print("predict:", "ok" if y.shape == (100000, 2) and np.isfinite(y).all() else "wrong", flush=True)
     expect_memory_error("forward", lambda: model.forward(x))
     expect_memory_error("fit", lambda: model.fit(x, np.zeros(100000, int), batch_size=100000, epochs=1, verbose=0))
     unchanged = all(np.array_equal(a, b) for a, b in zip(before, model.parameters()))
@@ -210,12 +212,12 @@ LIMITED_CHILD = textwrap.dedent(
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="RLIMIT_AS semantics")
 def test_allocation_failure_under_an_address_space_limit_is_clean():
     """With a 3 GiB address-space limit: a 3.6 GB layer and 8 GB of activations fail with MemoryError, not a
-    crash, and the model stays unchanged and usable."""
+    crash, and the model stays unchanged and usable; predict, which chunks its batch, still answers."""
     env = dict(os.environ, OMP_NUM_THREADS="1")
     proc = subprocess.run([sys.executable, "-c", LIMITED_CHILD], capture_output=True, text=True, env=env,
                           timeout=300, check=False)
     assert proc.returncode == 0, f"child died ({proc.returncode}):\n{proc.stdout}\n{proc.stderr[-3000:]}"
     lines = proc.stdout.strip().splitlines()
-    assert lines[:4] == ["layer: MemoryError", "predict: MemoryError", "forward: MemoryError",
+    assert lines[:4] == ["layer: MemoryError", "predict: ok", "forward: MemoryError",
                          "fit: MemoryError"], proc.stdout
     assert lines[4] == "usable finite=True unchanged=True", proc.stdout
