@@ -5,14 +5,6 @@
 
 namespace conv_detail {
 
-// Threads over samples: each sample's output is disjoint, so any split gives the same bits.
-inline int sample_threads(index_t n, index_t per_sample, int threads) {
-    index_t t = n * per_sample / 16384;
-    if (t > threads) t = threads;
-    if (t > n) t = n;
-    return t < 1 ? 1 : int(t);
-}
-
 // dst[0:n) += src[0:n). The tail is scalar: masked stores followed by masked loads of the same cells
 // (overlapping windows) defeat store forwarding, and few-channel images are all tail.
 template <typename T>
@@ -24,11 +16,18 @@ inline void add_run(T* dst, const T* src, index_t n) {
     for (; i < n; ++i) dst[i] += src[i];
 }
 
-// dst[0:n) = src[0:n): a first layer's runs are a few values (kw * cin), too short for a memcpy call.
+// dst[0:n) = src[0:n), 0 < n: a first layer's runs are a few values (kw * cin), too short for a memcpy
+// call or a one-value loop; whole vectors, the last one overlapping the previous (a run shorter than a
+// vector is one masked copy). Only src is read, so overlapping stores cost no store forwarding.
 template <typename T>
 inline void copy_run(T* dst, const T* src, index_t n) {
-    if (n > 32) { memcpy(dst, src, sizeof(T) * size_t(n)); return; }
-    for (index_t i = 0; i < n; ++i) dst[i] = src[i];
+    using V = Vec<T>;
+    constexpr int L = V::lanes;
+    if (n > 256) { memcpy(dst, src, sizeof(T) * size_t(n)); return; }
+    if (n < L) { V::load_partial(src, int(n)).store_partial(dst, int(n)); return; }
+    index_t i = 0;
+    for (; i + L <= n; i += L) V::load(src + i).store(dst + i);
+    if (i < n) V::load(src + n - L).store(dst + n - L);
 }
 
 }  // namespace conv_detail
@@ -39,32 +38,32 @@ inline void copy_run(T* dst, const T* src, index_t n) {
 template <typename T>
 void im2col(T* cols, const T* x, const int64_t* rows, index_t n, const nc::Window2D& g, int threads) {
     const index_t img = g.h * g.w * g.c, k = g.kh * g.kw * g.c, run = g.kw * g.c;
-    const int nt = conv_detail::sample_threads(n * g.oh, g.ow * k, threads);
-#pragma omp parallel for num_threads(nt) if (nt > 1) schedule(static)
-    for (index_t so = 0; so < n * g.oh; ++so) {
-        const index_t s = so / g.oh, oy = so % g.oh;
-        const T* src = x + (rows ? rows[s] : s) * img;
-        T* dst = cols + so * g.ow * k;
-        for (index_t ox = 0; ox < g.ow; ++ox, dst += k) {
-            const index_t x0 = ox * g.sw - g.pl;
-            const bool inside_x = x0 >= 0 && x0 + g.kw <= g.w;
-            for (index_t i = 0; i < g.kh; ++i) {
-                const index_t y = oy * g.sh + i - g.pt;
-                T* out = dst + i * run;
-                if (y < 0 || y >= g.h) {
-                    memset(out, 0, sizeof(T) * size_t(run));
-                } else if (inside_x) {
-                    conv_detail::copy_run(out, src + (y * g.w + x0) * g.c, run);
-                } else {
-                    for (index_t j = 0; j < g.kw; ++j) {
-                        const index_t xx = x0 + j;
-                        if (xx < 0 || xx >= g.w) memset(out + j * g.c, 0, sizeof(T) * size_t(g.c));
-                        else conv_detail::copy_run(out + j * g.c, src + (y * g.w + xx) * g.c, g.c);
+    parallel_rows(n * g.oh, g.ow * k, threads, [&](index_t so0, index_t so1) {
+        for (index_t so = so0; so < so1; ++so) {
+            const index_t s = so / g.oh, oy = so % g.oh;
+            const T* src = x + (rows ? rows[s] : s) * img;
+            T* dst = cols + so * g.ow * k;
+            for (index_t ox = 0; ox < g.ow; ++ox, dst += k) {
+                const index_t x0 = ox * g.sw - g.pl;
+                const bool inside_x = x0 >= 0 && x0 + g.kw <= g.w;
+                for (index_t i = 0; i < g.kh; ++i) {
+                    const index_t y = oy * g.sh + i - g.pt;
+                    T* out = dst + i * run;
+                    if (y < 0 || y >= g.h) {
+                        memset(out, 0, sizeof(T) * size_t(run));
+                    } else if (inside_x) {
+                        conv_detail::copy_run(out, src + (y * g.w + x0) * g.c, run);
+                    } else {
+                        for (index_t j = 0; j < g.kw; ++j) {
+                            const index_t xx = x0 + j;
+                            if (xx < 0 || xx >= g.w) memset(out + j * g.c, 0, sizeof(T) * size_t(g.c));
+                            else conv_detail::copy_run(out + j * g.c, src + (y * g.w + xx) * g.c, g.c);
+                        }
                     }
                 }
             }
         }
-    }
+    });
 }
 
 // dx (n, h, w, c) = the sum over every patch of its gradient, dcols (n * oh * ow, kh * kw * c) with
@@ -72,23 +71,23 @@ void im2col(T* cols, const T* x, const int64_t* rows, index_t n, const nc::Windo
 template <typename T>
 void col2im(T* dx, const T* dcols, index_t n, const nc::Window2D& g, int threads) {
     const index_t img = g.h * g.w * g.c, k = g.kh * g.kw * g.c;
-    const int nt = conv_detail::sample_threads(n, g.oh * g.ow * k, threads);
-#pragma omp parallel for num_threads(nt) if (nt > 1) schedule(static)
-    for (index_t s = 0; s < n; ++s) {
-        T* out = dx + s * img;
-        memset(out, 0, sizeof(T) * size_t(img));
-        for (index_t oy = 0; oy < g.oh; ++oy)
-            for (index_t ox = 0; ox < g.ow; ++ox) {
-                const T* patch = dcols + ((s * g.oh + oy) * g.ow + ox) * k;
-                for (index_t i = 0; i < g.kh; ++i) {
-                    const index_t y = oy * g.sh + i - g.pt;
-                    if (y < 0 || y >= g.h) continue;
-                    for (index_t j = 0; j < g.kw; ++j) {
-                        const index_t x = ox * g.sw + j - g.pl;
-                        if (x < 0 || x >= g.w) continue;
-                        conv_detail::add_run(out + (y * g.w + x) * g.c, patch + (i * g.kw + j) * g.c, g.c);
+    parallel_rows(n, g.oh * g.ow * k, threads, [&](index_t s0, index_t s1) {
+        for (index_t s = s0; s < s1; ++s) {
+            T* out = dx + s * img;
+            memset(out, 0, sizeof(T) * size_t(img));
+            for (index_t oy = 0; oy < g.oh; ++oy)
+                for (index_t ox = 0; ox < g.ow; ++ox) {
+                    const T* patch = dcols + ((s * g.oh + oy) * g.ow + ox) * k;
+                    for (index_t i = 0; i < g.kh; ++i) {
+                        const index_t y = oy * g.sh + i - g.pt;
+                        if (y < 0 || y >= g.h) continue;
+                        for (index_t j = 0; j < g.kw; ++j) {
+                            const index_t x = ox * g.sw + j - g.pl;
+                            if (x < 0 || x >= g.w) continue;
+                            conv_detail::add_run(out + (y * g.w + x) * g.c, patch + (i * g.kw + j) * g.c, g.c);
+                        }
                     }
                 }
-            }
-    }
+        }
+    });
 }
